@@ -11,6 +11,10 @@ use serde_json::{Map, Value};
 use crate::problem::{FieldPath, Problem};
 use crate::relations::RelationType;
 
+/// A check on a spec beyond what the field table says: the spec, its path,
+/// and where to put problems.
+pub type SpecCheck = fn(&Map<String, Value>, &FieldPath, &mut Vec<Problem>);
+
 /// A kind's definition for one set of apiVersions.
 #[derive(Debug)]
 pub struct KindDef {
@@ -21,7 +25,7 @@ pub struct KindDef {
     pub fields: &'static [Field],
     pub relations: &'static [RelationField],
     /// Rules that a field table cannot say (API v1alpha2's `mcp-server` case).
-    pub extra: Option<fn(&Map<String, Value>, &FieldPath, &mut Vec<Problem>)>,
+    pub extra: Option<SpecCheck>,
 }
 
 #[derive(Debug)]

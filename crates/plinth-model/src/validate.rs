@@ -130,10 +130,14 @@ pub fn validate_entity(value: Value, kinds: &Kinds) -> Result<Entity, Invalid> {
                 if let (Some(spec), Some(extra)) = (spec, def.extra) {
                     extra(spec, &root_path.key("spec"), &mut problems);
                 }
-                if let (Some(name), Some(namespace)) = (name, namespace) {
-                    let self_ref = EntityRef::new(kind, namespace, name);
-                    problems.extend(relations::derive(&self_ref, spec, def).1);
-                }
+                // Stand-ins for a broken name or namespace, so that
+                // reference problems are still reported.
+                let self_ref = EntityRef::new(
+                    kind,
+                    namespace.unwrap_or(DEFAULT_NAMESPACE),
+                    name.unwrap_or("?"),
+                );
+                problems.extend(relations::derive(&self_ref, spec, def).1);
             }
             KindMatch::WrongApiVersion(versions) => problems.push(Problem::new(
                 root_path.key("apiVersion"),
@@ -255,7 +259,7 @@ fn check_metadata(m: &Map<String, Value>, at: &FieldPath, problems: &mut Vec<Pro
     optional_str(m, at, "uid", non_empty, problems);
     optional_str(m, at, "etag", non_empty, problems);
     if let Some(g) = m.get("generation")
-        && !g.as_u64().is_some_and(|g| g >= 1)
+        && g.as_u64().is_none_or(|g| g < 1)
     {
         problems.push(wrong_type(
             at.key("generation"),

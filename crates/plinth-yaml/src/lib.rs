@@ -159,8 +159,7 @@ fn split_documents(text: &str) -> Vec<Chunk<'_>> {
     // True once the current chunk holds more than comments and directives.
     let mut has_content = false;
     let mut offset = 0usize;
-    let mut line_no = 1u32;
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (1u32..).zip(text.split_inclusive('\n')) {
         let bare = line.trim_end_matches(['\n', '\r']);
         let next = offset + line.len();
         if is_marker(bare, "---") {
@@ -188,7 +187,6 @@ fn split_documents(text: &str) -> Vec<Chunk<'_>> {
             }
         }
         offset = next;
-        line_no += 1;
     }
     if has_content {
         chunks.push(Chunk {

@@ -1,0 +1,468 @@
+//! Catalog files on disk: finding them, reading them within limits, and
+//! turning each YAML document into a valid entity or located problems.
+//!
+//! Nothing here stops at the first bad thing: an unreadable file, a broken
+//! document or an invalid entity each become a [`Finding`] with a place, and
+//! every other file and document is still read.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use plinth_model::{Entity, FieldPath, Kinds, Segment, validate_entity};
+use plinth_yaml::{Limits, Pos, PosTree, Step, parse_documents};
+use serde::Serialize;
+
+/// How catalog files are read and checked.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Files larger than this are refused unread.
+    pub max_file_bytes: u64,
+    pub yaml_limits: Limits,
+    pub kinds: Kinds,
+}
+
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            yaml_limits: Limits::default(),
+            kinds: Kinds::default(),
+        }
+    }
+}
+
+/// Why a finding was raised. The codes are stable: scripts read them from
+/// `--format json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingCode {
+    /// The file could not be read (missing, unreadable, too large, binary,
+    /// not UTF-8, a symlink loop).
+    ReadError,
+    /// A document is not well-formed YAML, or exceeds the YAML limits.
+    ParseError,
+    /// A document is an entity that breaks the rules.
+    InvalidEntity,
+}
+
+/// One thing wrong, at a place in a file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Finding {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    /// `kind:namespace/name` of the entity, where there is one.
+    pub entity: Option<String>,
+    /// The field the problem is about, where there is one.
+    pub field: Option<String>,
+    pub code: FindingCode,
+    pub message: String,
+}
+
+/// `file:line:column: kind:namespace/name: message`.
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: ",
+            self.file,
+            self.line,
+            self.column,
+            self.entity.as_deref().unwrap_or("-")
+        )?;
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A valid entity and where it was written.
+#[derive(Debug, Clone)]
+pub struct LocatedEntity {
+    pub entity: Entity,
+    pub line: u32,
+    pub column: u32,
+}
+
+/// What one file held.
+#[derive(Debug, Default)]
+pub struct FileContents {
+    pub entities: Vec<LocatedEntity>,
+    /// Documents that were entities but invalid.
+    pub invalid_entities: usize,
+    pub findings: Vec<Finding>,
+}
+
+impl FileContents {
+    fn read_error(file: &str, line: u32, message: String) -> FileContents {
+        FileContents {
+            findings: vec![Finding {
+                file: file.to_owned(),
+                line,
+                column: 1,
+                entity: None,
+                field: None,
+                code: FindingCode::ReadError,
+                message,
+            }],
+            ..FileContents::default()
+        }
+    }
+}
+
+/// Reads one catalog file: every document becomes an entity or findings.
+/// `display` is how the file is named in findings.
+pub fn read_catalog_file(path: &Path, display: &str, options: &ReadOptions) -> FileContents {
+    match read_text(path, options.max_file_bytes) {
+        Ok(text) => parse_catalog_text(&text, display, options),
+        Err((line, message)) => FileContents::read_error(display, line, message),
+    }
+}
+
+/// Parses catalog YAML text: every document becomes an entity or findings.
+/// Empty and null documents are skipped, as Backstage skips them.
+pub fn parse_catalog_text(text: &str, display: &str, options: &ReadOptions) -> FileContents {
+    let mut out = FileContents::default();
+    for doc in parse_documents(text, &options.yaml_limits) {
+        let doc = match doc {
+            Ok(doc) => doc,
+            Err(e) => {
+                out.findings.push(Finding {
+                    file: display.to_owned(),
+                    line: e.pos.line,
+                    column: e.pos.column,
+                    entity: None,
+                    field: None,
+                    code: FindingCode::ParseError,
+                    message: e.message,
+                });
+                continue;
+            }
+        };
+        if doc.value.is_null() {
+            continue;
+        }
+        let start = doc.positions.pos();
+        match validate_entity(doc.value, &options.kinds) {
+            Ok(entity) => out.entities.push(LocatedEntity {
+                entity,
+                line: start.line,
+                column: start.column,
+            }),
+            Err(invalid) => {
+                out.invalid_entities += 1;
+                let entity = (invalid.label != "?").then_some(invalid.label);
+                for problem in invalid.problems {
+                    let pos = locate(&doc.positions, &problem.path);
+                    out.findings.push(Finding {
+                        file: display.to_owned(),
+                        line: pos.line,
+                        column: pos.column,
+                        entity: entity.clone(),
+                        field: (!problem.path.is_root()).then(|| problem.path.to_string()),
+                        code: FindingCode::InvalidEntity,
+                        message: problem.message,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn locate(positions: &PosTree, path: &FieldPath) -> Pos {
+    positions.locate(path.segments().iter().map(|s| match s {
+        Segment::Key(k) => Step::Key(k),
+        Segment::Index(i) => Step::Index(*i),
+    }))
+}
+
+/// Reads a file as UTF-8 text within `max_bytes`; on failure, the line to
+/// report and what to do.
+fn read_text(path: &Path, max_bytes: u64) -> Result<String, (u32, String)> {
+    let io_error = |e: std::io::Error| {
+        let message = match e.raw_os_error() {
+            Some(40) => "cannot be read: it is a symbolic link loop".to_string(),
+            _ if e.kind() == std::io::ErrorKind::NotFound => {
+                if fs::symlink_metadata(path).is_ok() {
+                    "cannot be read: it is a symbolic link to nothing".to_string()
+                } else {
+                    "cannot be read: no such file or directory".to_string()
+                }
+            }
+            _ => format!("cannot be read: {e}"),
+        };
+        (1, message)
+    };
+    let file = fs::File::open(path).map_err(io_error)?;
+    let meta = file.metadata().map_err(io_error)?;
+    if meta.is_dir() {
+        return Err((1, "is a directory, not a file".into()));
+    }
+    if meta.len() > max_bytes {
+        return Err((1, too_large(meta.len(), max_bytes)));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The size may change between stat and read; never read past the limit.
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_error)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err((1, too_large(bytes.len() as u64, max_bytes)));
+    }
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err((
+            line_of(&bytes, at),
+            "is a binary file, not YAML text (it holds a NUL byte); catalog files must be UTF-8 YAML".into(),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = line_of(e.as_bytes(), at);
+        (line, "is not UTF-8 text; save it as UTF-8".to_string())
+    })
+}
+
+fn line_of(bytes: &[u8], at: usize) -> u32 {
+    bytes[..at].iter().filter(|&&b| b == b'\n').count() as u32 + 1
+}
+
+fn too_large(size: u64, max: u64) -> String {
+    format!(
+        "is {} bytes, over the limit of {max} bytes; split it into several files, or raise the limit (--max-file-size, catalog.max_file_size)",
+        size
+    )
+}
+
+/// A file to read, as found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundFile {
+    pub path: PathBuf,
+    /// Named on the command line (always read), or found in a directory
+    /// (read only when it holds entities).
+    pub explicit: bool,
+}
+
+/// The catalog files under `roots`: each root that is a file, and every
+/// `*.yaml` or `*.yml` under each root that is a directory, sorted, each
+/// once. Hidden directories and `node_modules` are not entered. Problems on
+/// the way (a missing root, a symlink loop) become findings.
+pub fn find_catalog_files(roots: &[PathBuf]) -> (Vec<FoundFile>, Vec<Finding>) {
+    let mut files = Vec::new();
+    let mut findings = Vec::new();
+    let mut seen = HashSet::new();
+    for root in roots {
+        match fs::metadata(root) {
+            Ok(m) if m.is_dir() => {
+                let mut ancestors = Vec::new();
+                walk(root, &mut ancestors, &mut files, &mut findings, &mut seen);
+            }
+            Ok(_) => {
+                if seen.insert(fs::canonicalize(root).unwrap_or_else(|_| root.clone())) {
+                    files.push(FoundFile {
+                        path: root.clone(),
+                        explicit: true,
+                    });
+                }
+            }
+            Err(_) => {
+                // Let the reader say precisely what is wrong.
+                files.push(FoundFile {
+                    path: root.clone(),
+                    explicit: true,
+                });
+            }
+        }
+    }
+    (files, findings)
+}
+
+fn walk(
+    dir: &Path,
+    ancestors: &mut Vec<PathBuf>,
+    files: &mut Vec<FoundFile>,
+    findings: &mut Vec<Finding>,
+    seen: &mut HashSet<PathBuf>,
+) {
+    let canonical = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if ancestors.contains(&canonical) {
+        findings.push(Finding {
+            file: dir.display().to_string(),
+            line: 1,
+            column: 1,
+            entity: None,
+            field: None,
+            code: FindingCode::ReadError,
+            message: format!(
+                "is a symbolic link loop back to {}; skipped",
+                canonical.display()
+            ),
+        });
+        return;
+    }
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            findings.push(Finding {
+                file: dir.display().to_string(),
+                line: 1,
+                column: 1,
+                entity: None,
+                field: None,
+                code: FindingCode::ReadError,
+                message: format!("cannot be read: {e}"),
+            });
+            return;
+        }
+    };
+    let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    children.sort();
+    ancestors.push(canonical);
+    for child in children {
+        let name = child
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+        match fs::metadata(&child) {
+            Ok(m) if m.is_dir() => {
+                if !name.starts_with('.') && name != "node_modules" {
+                    walk(&child, ancestors, files, findings, seen);
+                }
+            }
+            Ok(_) if is_yaml => {
+                if seen.insert(fs::canonicalize(&child).unwrap_or_else(|_| child.clone())) {
+                    files.push(FoundFile {
+                        path: child,
+                        explicit: false,
+                    });
+                }
+            }
+            Ok(_) => {}
+            // A broken or looping link named like a catalog file: report it.
+            Err(_) if is_yaml => files.push(FoundFile {
+                path: child,
+                explicit: true,
+            }),
+            Err(_) => {}
+        }
+    }
+    ancestors.pop();
+}
+
+/// Whether a file found in a directory is a catalog file: it is named
+/// `catalog-info.yaml`, or holds a valid entity, or its text looks like
+/// Backstage entities (an apiVersion under `backstage.io/`, or a kind the
+/// catalog knows), so that broken catalog files are still reported. Other
+/// YAML in a repository (CI workflows, Kubernetes manifests, Helm charts,
+/// OpenAPI files) is not.
+fn holds_entities(path: &Path, contents: &FileContents, text: &str, kinds: &Kinds) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    name == "catalog-info.yaml"
+        || name == "catalog-info.yml"
+        || !contents.entities.is_empty()
+        || looks_like_entities(text, kinds)
+}
+
+fn looks_like_entities(text: &str, kinds: &Kinds) -> bool {
+    text.lines().any(|line| {
+        if let Some(v) = line.strip_prefix("apiVersion:") {
+            return v
+                .trim()
+                .trim_matches(['"', '\''])
+                .starts_with("backstage.io/");
+        }
+        if let Some(v) = line.strip_prefix("kind:") {
+            let v = v.trim().trim_matches(['"', '\'']);
+            return kinds.case_insensitive_match(v).is_some();
+        }
+        false
+    })
+}
+
+/// Everything found by [`check_paths`].
+#[derive(Debug, Default, Serialize)]
+pub struct CheckReport {
+    /// Catalog files read.
+    pub files: usize,
+    /// YAML files found in directories that hold no entities, left alone.
+    pub skipped_files: usize,
+    pub valid_entities: usize,
+    pub invalid_entities: usize,
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    /// Whether any input could not be read or parsed.
+    pub fn has_unreadable_input(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.code != FindingCode::InvalidEntity)
+    }
+}
+
+/// Reads and validates every catalog file under `roots`, on all cores.
+pub fn check_paths(roots: &[PathBuf], options: &ReadOptions) -> CheckReport {
+    let (files, mut findings) = find_catalog_files(roots);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Vec<(FileContents, bool)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(found) = files.get(i) else { break };
+                        done.push(check_file(found, options));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let mut report = CheckReport::default();
+    for (contents, counted) in results.into_iter().flatten() {
+        if !counted {
+            report.skipped_files += 1;
+            continue;
+        }
+        report.files += 1;
+        report.valid_entities += contents.entities.len();
+        report.invalid_entities += contents.invalid_entities;
+        findings.extend(contents.findings);
+    }
+    findings.sort();
+    report.findings = findings;
+    report
+}
+
+/// Reads one found file; the flag says whether it counts as a catalog file.
+fn check_file(found: &FoundFile, options: &ReadOptions) -> (FileContents, bool) {
+    let display = found.path.display().to_string();
+    let text = match read_text(&found.path, options.max_file_bytes) {
+        Ok(text) => text,
+        Err((line, message)) => return (FileContents::read_error(&display, line, message), true),
+    };
+    let contents = parse_catalog_text(&text, &display, options);
+    let counted = found.explicit || holds_entities(&found.path, &contents, &text, &options.kinds);
+    (contents, counted)
+}
+
+#[cfg(test)]
+mod tests;

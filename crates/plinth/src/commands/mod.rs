@@ -1,0 +1,15 @@
+//! One module per subcommand; `run` dispatches.
+
+use std::process::ExitCode;
+
+use crate::cli::{CatalogCommand, Cli, Command};
+use crate::config::Config;
+
+mod catalog_validate;
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Catalog(CatalogCommand::Validate(args)) => catalog_validate::run(&config, &args),
+    }
+}

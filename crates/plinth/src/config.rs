@@ -1,0 +1,143 @@
+//! Configuration: one typed struct, read from an optional TOML file and
+//! overridden by flags and `PLINTH_*` environment variables.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use plinth_catalog::ReadOptions;
+use plinth_catalog::files::DEFAULT_MAX_FILE_BYTES;
+use plinth_model::{Kinds, rules};
+use serde::Deserialize;
+
+use crate::cli::CatalogFlags;
+
+/// The configuration file's contents. Unknown keys are errors, so a typo
+/// never silently does nothing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Custom kinds to accept; only their envelope is checked.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Largest catalog file read: a byte count or a size such as "16MiB".
+    pub max_file_size: Option<Size>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Config {
+    /// Reads `path`, or `./plinth.toml` when no path is given and it exists.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("plinth.toml"), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config::default());
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read configuration file {}", path.display()));
+            }
+        };
+        toml::from_str(&text).map_err(|e| {
+            let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
+            anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
+        })
+    }
+
+    /// How to read catalog files: this configuration with `flags` on top.
+    pub fn read_options(&self, flags: &CatalogFlags) -> anyhow::Result<ReadOptions> {
+        let mut kinds = Vec::new();
+        for (kind, source) in self
+            .catalog
+            .kinds
+            .iter()
+            .map(|k| (k, "catalog.kinds"))
+            .chain(flags.kinds.iter().map(|k| (k, "--kind")))
+        {
+            if let Err(reason) = rules::kind(kind) {
+                bail!("{source}: \"{kind}\" is not a valid kind: it {reason}");
+            }
+            if !kinds.contains(kind) {
+                kinds.push(kind.clone());
+            }
+        }
+        let max_file_bytes = match (&flags.max_file_size, &self.catalog.max_file_size) {
+            (Some(flag), _) => parse_size(flag).context("--max-file-size")?,
+            (None, Some(Size::Bytes(n))) => *n,
+            (None, Some(Size::Text(t))) => parse_size(t).context("catalog.max_file_size")?,
+            (None, None) => DEFAULT_MAX_FILE_BYTES,
+        };
+        Ok(ReadOptions {
+            max_file_bytes,
+            kinds: Kinds::with_declared(kinds),
+            ..ReadOptions::default()
+        })
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+/// `1000`, `512KiB`, `16MiB`, `1GiB`, also `KB`/`MB`/`GB` (powers of 1000).
+pub fn parse_size(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => bail!(
+            "\"{text}\" is not a size; write a number of bytes, optionally followed by KiB, MiB or GiB, for example 16MiB"
+        ),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("\"{text}\" is not a size; write a number of bytes, optionally followed by KiB, MiB or GiB, for example 16MiB"))?;
+    n.checked_mul(factor).filter(|&n| n > 0).ok_or_else(|| {
+        anyhow::anyhow!("\"{text}\" is not a usable size; it must be above 0 and below 16 EiB")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
+        assert_eq!(parse_size("2 KiB").unwrap(), 2048);
+        assert_eq!(parse_size("3MB").unwrap(), 3_000_000);
+        assert_eq!(
+            parse_size("lots").unwrap_err().to_string(),
+            "\"lots\" is not a size; write a number of bytes, optionally followed by KiB, MiB or GiB, for example 16MiB"
+        );
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("99999999999GiB").is_err());
+    }
+}
