@@ -9,10 +9,11 @@ use std::collections::HashSet;
 use std::fmt;
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use plinth_model::{Entity, FieldPath, Kinds, Segment, validate_entity};
-use plinth_yaml::{Limits, Pos, PosTree, Step, parse_documents};
+use plinth_yaml::{Limits, Pos, PosTree, Step, documents};
 use serde::Serialize;
 
 /// How catalog files are read and checked.
@@ -128,12 +129,32 @@ pub fn read_catalog_file(path: &Path, display: &str, options: &ReadOptions) -> F
 /// Parses catalog YAML text: every document becomes an entity or findings.
 /// Empty and null documents are skipped, as Backstage skips them.
 pub fn parse_catalog_text(text: &str, display: &str, options: &ReadOptions) -> FileContents {
-    let mut out = FileContents::default();
-    for doc in parse_documents(text, &options.yaml_limits) {
+    let mut entities = Vec::new();
+    let (invalid_entities, findings) =
+        visit_catalog_text(text, display, options, |e| entities.push(e));
+    FileContents {
+        entities,
+        invalid_entities,
+        findings,
+    }
+}
+
+/// Like [`parse_catalog_text`], handing each valid entity to `on_entity` as
+/// it is read instead of keeping them; returns the number of invalid
+/// entities and the findings.
+pub fn visit_catalog_text(
+    text: &str,
+    display: &str,
+    options: &ReadOptions,
+    mut on_entity: impl FnMut(LocatedEntity),
+) -> (usize, Vec<Finding>) {
+    let mut invalid_entities = 0;
+    let mut findings = Vec::new();
+    for doc in documents(text, &options.yaml_limits) {
         let doc = match doc {
             Ok(doc) => doc,
             Err(e) => {
-                out.findings.push(Finding {
+                findings.push(Finding {
                     file: display.to_owned(),
                     line: e.pos.line,
                     column: e.pos.column,
@@ -150,17 +171,17 @@ pub fn parse_catalog_text(text: &str, display: &str, options: &ReadOptions) -> F
         }
         let start = doc.positions.pos();
         match validate_entity(doc.value, &options.kinds) {
-            Ok(entity) => out.entities.push(LocatedEntity {
+            Ok(entity) => on_entity(LocatedEntity {
                 entity,
                 line: start.line,
                 column: start.column,
             }),
             Err(invalid) => {
-                out.invalid_entities += 1;
+                invalid_entities += 1;
                 let entity = (invalid.label != "?").then_some(invalid.label);
                 for problem in invalid.problems {
                     let pos = locate(&doc.positions, &problem.path);
-                    out.findings.push(Finding {
+                    findings.push(Finding {
                         file: display.to_owned(),
                         line: pos.line,
                         column: pos.column,
@@ -173,7 +194,7 @@ pub fn parse_catalog_text(text: &str, display: &str, options: &ReadOptions) -> F
             }
         }
     }
-    out
+    (invalid_entities, findings)
 }
 
 fn locate(positions: &PosTree, path: &FieldPath) -> Pos {
@@ -261,10 +282,17 @@ pub fn find_catalog_files(roots: &[PathBuf]) -> (Vec<FoundFile>, Vec<Finding>) {
         match fs::metadata(root) {
             Ok(m) if m.is_dir() => {
                 let mut ancestors = Vec::new();
-                walk(root, &mut ancestors, &mut files, &mut findings, &mut seen);
+                walk(
+                    root,
+                    file_id(&m),
+                    &mut ancestors,
+                    &mut files,
+                    &mut findings,
+                    &mut seen,
+                );
             }
-            Ok(_) => {
-                if seen.insert(fs::canonicalize(root).unwrap_or_else(|_| root.clone())) {
+            Ok(m) => {
+                if seen.insert(file_id(&m)) {
                     files.push(FoundFile {
                         path: root.clone(),
                         explicit: true,
@@ -283,15 +311,23 @@ pub fn find_catalog_files(roots: &[PathBuf]) -> (Vec<FoundFile>, Vec<Finding>) {
     (files, findings)
 }
 
+/// A file's identity on disk, the same through every link to it.
+type FileId = (u64, u64);
+
+fn file_id(meta: &fs::Metadata) -> FileId {
+    (meta.dev(), meta.ino())
+}
+
 fn walk(
     dir: &Path,
-    ancestors: &mut Vec<PathBuf>,
+    id: FileId,
+    ancestors: &mut Vec<FileId>,
     files: &mut Vec<FoundFile>,
     findings: &mut Vec<Finding>,
-    seen: &mut HashSet<PathBuf>,
+    seen: &mut HashSet<FileId>,
 ) {
-    let canonical = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    if ancestors.contains(&canonical) {
+    if ancestors.contains(&id) {
+        let canonical = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         findings.push(Finding {
             file: dir.display().to_string(),
             line: 1,
@@ -323,7 +359,7 @@ fn walk(
     };
     let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     children.sort();
-    ancestors.push(canonical);
+    ancestors.push(id);
     for child in children {
         let name = child
             .file_name()
@@ -333,11 +369,11 @@ fn walk(
         match fs::metadata(&child) {
             Ok(m) if m.is_dir() => {
                 if !name.starts_with('.') && name != "node_modules" {
-                    walk(&child, ancestors, files, findings, seen);
+                    walk(&child, file_id(&m), ancestors, files, findings, seen);
                 }
             }
-            Ok(_) if is_yaml => {
-                if seen.insert(fs::canonicalize(&child).unwrap_or_else(|_| child.clone())) {
+            Ok(m) if is_yaml => {
+                if seen.insert(file_id(&m)) {
                     files.push(FoundFile {
                         path: child,
                         explicit: false,
@@ -356,21 +392,18 @@ fn walk(
     ancestors.pop();
 }
 
-/// Whether a file found in a directory is a catalog file: it is named
-/// `catalog-info.yaml`, or holds a valid entity, or its text looks like
+/// Whether a file found in a directory that holds no valid entity is still
+/// a catalog file: it is named `catalog-info.yaml`, or its text looks like
 /// Backstage entities (an apiVersion under `backstage.io/`, or a kind the
 /// catalog knows), so that broken catalog files are still reported. Other
 /// YAML in a repository (CI workflows, Kubernetes manifests, Helm charts,
 /// OpenAPI files) is not.
-fn holds_entities(path: &Path, contents: &FileContents, text: &str, kinds: &Kinds) -> bool {
+fn holds_entities(path: &Path, text: &str, kinds: &Kinds) -> bool {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    name == "catalog-info.yaml"
-        || name == "catalog-info.yml"
-        || !contents.entities.is_empty()
-        || looks_like_entities(text, kinds)
+    name == "catalog-info.yaml" || name == "catalog-info.yml" || looks_like_entities(text, kinds)
 }
 
 fn looks_like_entities(text: &str, kinds: &Kinds) -> bool {
@@ -417,7 +450,7 @@ pub fn check_paths(roots: &[PathBuf], options: &ReadOptions) -> CheckReport {
         .map_or(1, |n| n.get())
         .min(files.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Vec<(FileContents, bool)>> = std::thread::scope(|scope| {
+    let results: Vec<Vec<FileOutcome>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
@@ -437,31 +470,55 @@ pub fn check_paths(roots: &[PathBuf], options: &ReadOptions) -> CheckReport {
             .collect()
     });
     let mut report = CheckReport::default();
-    for (contents, counted) in results.into_iter().flatten() {
-        if !counted {
+    for outcome in results.into_iter().flatten() {
+        if !outcome.counted {
             report.skipped_files += 1;
             continue;
         }
         report.files += 1;
-        report.valid_entities += contents.entities.len();
-        report.invalid_entities += contents.invalid_entities;
-        findings.extend(contents.findings);
+        report.valid_entities += outcome.valid;
+        report.invalid_entities += outcome.invalid;
+        findings.extend(outcome.findings);
     }
     findings.sort();
     report.findings = findings;
     report
 }
 
-/// Reads one found file; the flag says whether it counts as a catalog file.
-fn check_file(found: &FoundFile, options: &ReadOptions) -> (FileContents, bool) {
+/// What checking one file leaves: counts and findings, not the entities, so
+/// that checking a large tree needs little memory.
+#[derive(Default)]
+struct FileOutcome {
+    counted: bool,
+    valid: usize,
+    invalid: usize,
+    findings: Vec<Finding>,
+}
+
+fn check_file(found: &FoundFile, options: &ReadOptions) -> FileOutcome {
     let display = found.path.display().to_string();
     let text = match read_text(&found.path, options.max_file_bytes) {
         Ok(text) => text,
-        Err((line, message)) => return (FileContents::read_error(&display, line, message), true),
+        Err((line, message)) => {
+            return FileOutcome {
+                counted: true,
+                findings: FileContents::read_error(&display, line, message).findings,
+                ..FileOutcome::default()
+            };
+        }
     };
-    let contents = parse_catalog_text(&text, &display, options);
-    let counted = found.explicit || holds_entities(&found.path, &contents, &text, &options.kinds);
-    (contents, counted)
+    let mut valid = 0;
+    let (invalid, findings) = visit_catalog_text(&text, &display, options, |_| valid += 1);
+    let counted = found.explicit || valid > 0 || holds_entities(&found.path, &text, &options.kinds);
+    if !counted {
+        return FileOutcome::default();
+    }
+    FileOutcome {
+        counted,
+        valid,
+        invalid,
+        findings,
+    }
 }
 
 #[cfg(test)]

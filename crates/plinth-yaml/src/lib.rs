@@ -137,11 +137,40 @@ impl PosTree {
 /// that stopped it. Comments alone yield nothing; a bare `---` yields a null
 /// document, as in any YAML reader.
 pub fn parse_documents(text: &str, limits: &Limits) -> Vec<Result<Document, YamlError>> {
-    let mut out = Vec::new();
-    for chunk in split_documents(text) {
-        parse_chunk(chunk.text, chunk.first_line, limits, &mut out);
+    documents(text, limits).collect()
+}
+
+/// [`parse_documents`] one document at a time, so that a large stream is
+/// never held in memory whole.
+pub fn documents<'a>(text: &'a str, limits: &'a Limits) -> Documents<'a> {
+    Documents {
+        chunks: split_documents(text).into_iter(),
+        ready: std::collections::VecDeque::new(),
+        limits,
     }
-    out
+}
+
+/// The iterator of [`documents`].
+pub struct Documents<'a> {
+    chunks: std::vec::IntoIter<Chunk<'a>>,
+    ready: std::collections::VecDeque<Result<Document, YamlError>>,
+    limits: &'a Limits,
+}
+
+impl Iterator for Documents<'_> {
+    type Item = Result<Document, YamlError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(doc) = self.ready.pop_front() {
+                return Some(doc);
+            }
+            let chunk = self.chunks.next()?;
+            let mut out = Vec::new();
+            parse_chunk(chunk.text, chunk.first_line, self.limits, &mut out);
+            self.ready.extend(out);
+        }
+    }
 }
 
 struct Chunk<'a> {

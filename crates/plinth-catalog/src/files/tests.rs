@@ -348,3 +348,14 @@ fn the_example_organisation_is_whole() {
         }
     }
 }
+
+proptest::proptest! {
+    /// Whatever the text, reading it gives entities or findings, never a panic.
+    #[test]
+    fn catalog_text_never_panics(text in "(apiVersion: backstage.io/v1alpha1\n|kind: (Component|Group|API)\n|metadata:\n|spec:\n|  name: [a-z-]{0,5}\n|  owner: [a-z:/]{0,6}\n|  dependsOn: \\[[a-z:]{0,4}\\]\n|---\n|[-:&*!|>\\[\\]{}'\" #a-z\n]){0,40}") {
+        let contents = parse_catalog_text(&text, "p.yaml", &ReadOptions::default());
+        for f in &contents.findings {
+            proptest::prop_assert!(f.line >= 1 && f.column >= 1);
+        }
+    }
+}
