@@ -83,6 +83,21 @@ impl fmt::Display for Finding {
     }
 }
 
+impl Finding {
+    /// A problem with a whole file or directory (it could not be read).
+    fn read_error(file: &str, line: u32, message: String) -> Finding {
+        Finding {
+            file: file.to_owned(),
+            line,
+            column: 1,
+            entity: None,
+            field: None,
+            code: FindingCode::ReadError,
+            message,
+        }
+    }
+}
+
 /// A valid entity and where it was written.
 #[derive(Debug, Clone)]
 pub struct LocatedEntity {
@@ -103,15 +118,7 @@ pub struct FileContents {
 impl FileContents {
     fn read_error(file: &str, line: u32, message: String) -> FileContents {
         FileContents {
-            findings: vec![Finding {
-                file: file.to_owned(),
-                line,
-                column: 1,
-                entity: None,
-                field: None,
-                code: FindingCode::ReadError,
-                message,
-            }],
+            findings: vec![Finding::read_error(file, line, message)],
             ..FileContents::default()
         }
     }
@@ -328,32 +335,24 @@ fn walk(
 ) {
     if ancestors.contains(&id) {
         let canonical = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        findings.push(Finding {
-            file: dir.display().to_string(),
-            line: 1,
-            column: 1,
-            entity: None,
-            field: None,
-            code: FindingCode::ReadError,
-            message: format!(
+        findings.push(Finding::read_error(
+            &dir.display().to_string(),
+            1,
+            format!(
                 "is a symbolic link loop back to {}; skipped",
                 canonical.display()
             ),
-        });
+        ));
         return;
     }
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            findings.push(Finding {
-                file: dir.display().to_string(),
-                line: 1,
-                column: 1,
-                entity: None,
-                field: None,
-                code: FindingCode::ReadError,
-                message: format!("cannot be read: {e}"),
-            });
+            findings.push(Finding::read_error(
+                &dir.display().to_string(),
+                1,
+                format!("cannot be read: {e}"),
+            ));
             return;
         }
     };

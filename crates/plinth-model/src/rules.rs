@@ -12,13 +12,7 @@ pub type RuleResult = Result<(), String>;
 /// `metadata.name`, label values, link icons: 1 to 63 characters of
 /// `[A-Za-z0-9]` separated by `[-_.]`.
 pub fn object_name(value: &str) -> RuleResult {
-    let len = value.chars().count();
-    if len == 0 {
-        return Err("must not be empty".into());
-    }
-    if len > 63 {
-        return Err(format!("is {len} characters long; at most 63 are allowed"));
-    }
+    length(value, 63)?;
     if let Some(c) = value
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
@@ -54,13 +48,7 @@ pub fn tag(value: &str) -> RuleResult {
 
 /// A DNS subdomain: at most 253 characters of DNS labels joined by `.`.
 pub fn dns_subdomain(value: &str) -> RuleResult {
-    let len = value.chars().count();
-    if len == 0 {
-        return Err("must not be empty".into());
-    }
-    if len > 253 {
-        return Err(format!("is {len} characters long; at most 253 are allowed"));
-    }
+    length(value, 253)?;
     for part in value.split('.') {
         dns_label(part).map_err(|e| {
             if part.is_empty() {
@@ -76,35 +64,21 @@ pub fn dns_subdomain(value: &str) -> RuleResult {
 /// `apiVersion`: `[<dns subdomain>/]<1 to 63 of [a-zA-Z0-9]>`.
 pub fn api_version(value: &str) -> RuleResult {
     prefix_and_suffix(value, |suffix| {
-        let len = suffix.chars().count();
-        if len == 0 {
-            return Err("must not be empty".into());
-        }
-        if len > 63 {
-            return Err(format!("is {len} characters long; at most 63 are allowed"));
-        }
-        match suffix.chars().find(|c| !c.is_ascii_alphanumeric()) {
-            Some(c) => Err(format!(
-                "contains {}; use only letters and digits",
-                describe_char(c)
-            )),
-            None => Ok(()),
-        }
+        length(suffix, 63)?;
+        letters_and_digits(suffix)
     })
 }
 
 /// `kind`: a letter, then letters and digits, at most 63 characters.
 pub fn kind(value: &str) -> RuleResult {
-    let len = value.chars().count();
-    if len == 0 {
-        return Err("must not be empty".into());
-    }
-    if len > 63 {
-        return Err(format!("is {len} characters long; at most 63 are allowed"));
-    }
+    length(value, 63)?;
     if !value.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return Err("must start with a letter".into());
     }
+    letters_and_digits(value)
+}
+
+fn letters_and_digits(value: &str) -> RuleResult {
     match value.chars().find(|c| !c.is_ascii_alphanumeric()) {
         Some(c) => Err(format!(
             "contains {}; use only letters and digits",
@@ -224,6 +198,20 @@ pub fn url(value: &str) -> RuleResult {
     Ok(())
 }
 
+/// 1 to `max` characters.
+fn length(value: &str, max: usize) -> RuleResult {
+    let len = value.chars().count();
+    if len == 0 {
+        return Err("must not be empty".into());
+    }
+    if len > max {
+        return Err(format!(
+            "is {len} characters long; at most {max} are allowed"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks `[<prefix>/]<suffix>`: at most one `/`, the prefix a DNS subdomain.
 fn prefix_and_suffix(value: &str, suffix_rule: impl Fn(&str) -> RuleResult) -> RuleResult {
     let mut parts = value.split('/');
@@ -243,15 +231,7 @@ fn separated_lowercase(
     allowed: impl Fn(char) -> bool,
     set: &str,
 ) -> RuleResult {
-    let len = value.chars().count();
-    if len == 0 {
-        return Err("must not be empty".into());
-    }
-    if len > max {
-        return Err(format!(
-            "is {len} characters long; at most {max} are allowed"
-        ));
-    }
+    length(value, max)?;
     if let Some(c) = value.chars().find(|&c| !allowed(c) && c != '-') {
         let hint = if c.is_ascii_uppercase() {
             "; use lowercase"
