@@ -85,7 +85,7 @@ impl fmt::Display for Finding {
 
 impl Finding {
     /// A problem with a whole file or directory (it could not be read).
-    fn read_error(file: &str, line: u32, message: String) -> Finding {
+    pub fn read_error(file: &str, line: u32, message: String) -> Finding {
         Finding {
             file: file.to_owned(),
             line,
@@ -213,7 +213,7 @@ fn locate(positions: &PosTree, path: &FieldPath) -> Pos {
 
 /// Reads a file as UTF-8 text within `max_bytes`; on failure, the line to
 /// report and what to do.
-fn read_text(path: &Path, max_bytes: u64) -> Result<String, (u32, String)> {
+pub fn read_text(path: &Path, max_bytes: u64) -> Result<String, (u32, String)> {
     let io_error = |e: std::io::Error| {
         let message = match e.raw_os_error() {
             Some(40) => "cannot be read: it is a symbolic link loop".to_string(),

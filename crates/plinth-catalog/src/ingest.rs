@@ -1,0 +1,421 @@
+//! Ingestion: reading a registered location into the store.
+//!
+//! A refresh reads every file the location reaches (its target, and the
+//! targets of Location entities, recursively, relative to their own file),
+//! skips files whose content did not change since the last refresh, and
+//! hands the rest to the store in one transaction. Rules:
+//! - an entity whose new version is invalid keeps its last valid version,
+//!   and the problem shows on it and on its location;
+//! - entities that vanish from their location are removed;
+//! - a file that cannot be read or parsed removes nothing;
+//! - targets outside the allowed roots are refused.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Component, Path, PathBuf};
+
+use plinth_model::EntityRef;
+use plinth_store::{FileUpdate, Location, NewEntity, RefreshOutcome, RefreshSummary, Store, StoreError};
+use serde_json::Value;
+
+use crate::files::{self, Finding, FindingCode, ReadOptions};
+
+/// How locations are read.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    pub read: ReadOptions,
+    /// Directories that file and dir locations, and the targets of Location
+    /// entities, must stay inside.
+    pub allowed_roots: Vec<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the refresh task stopped: {0}")]
+    Task(String),
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone)]
+pub struct RefreshReport {
+    pub summary: RefreshSummary,
+    pub outcome: RefreshOutcome,
+    pub findings: Vec<Finding>,
+}
+
+/// The location types plinth reads.
+pub const LOCATION_TYPES: [&str; 2] = ["file", "dir"];
+
+/// Checks a location before it is registered: a known type, and a target
+/// inside the allowed roots. Returns the target as it will be stored
+/// (absolute).
+pub fn check_location(kind: &str, target: &str, options: &IngestOptions) -> Result<String, String> {
+    if !LOCATION_TYPES.contains(&kind) {
+        return Err(format!(
+            "location type \"{kind}\" is not supported; use \"file\" (a file or a glob) or \"dir\" (a directory)"
+        ));
+    }
+    let path = absolute(Path::new(target));
+    if !options.allowed_roots.is_empty() && !inside_roots(&glob_base(&path), &options.allowed_roots) {
+        return Err(outside_roots_message(&path, &options.allowed_roots));
+    }
+    Ok(path.display().to_string())
+}
+
+/// Refreshes one location: reads what changed and stores it atomically.
+pub async fn refresh_location(
+    store: &Store,
+    location: &Location,
+    options: &IngestOptions,
+) -> Result<RefreshReport, IngestError> {
+    let previous = store.location_files(&location.id).await?;
+    let (loc, opts) = (location.clone(), options.clone());
+    let plan = tokio::task::spawn_blocking(move || read_location(&loc, &opts, &previous))
+        .await
+        .map_err(|e| IngestError::Task(e.to_string()))?;
+    let summary = store
+        .apply_refresh(&location.id, &plan.files, &plan.unchanged, &plan.outcome)
+        .await?;
+    Ok(RefreshReport {
+        summary,
+        outcome: plan.outcome,
+        findings: plan.findings,
+    })
+}
+
+struct Plan {
+    files: Vec<FileUpdate>,
+    unchanged: Vec<String>,
+    outcome: RefreshOutcome,
+    findings: Vec<Finding>,
+}
+
+fn read_location(location: &Location, options: &IngestOptions, previous: &HashMap<String, (String, Vec<String>)>) -> Plan {
+    let failed = |message: String| Plan {
+        files: Vec::new(),
+        unchanged: Vec::new(),
+        outcome: RefreshOutcome::Failed(message),
+        findings: Vec::new(),
+    };
+    let target = absolute(Path::new(&location.target));
+    if !options.allowed_roots.is_empty() && !inside_roots(&glob_base(&target), &options.allowed_roots) {
+        return failed(outside_roots_message(&target, &options.allowed_roots));
+    }
+    // The files the location itself names; `true` when they must hold entities.
+    let roots: Vec<(PathBuf, bool)> = match location.kind.as_str() {
+        "file" if is_glob(&target) => match expand_glob(&target) {
+            Ok(paths) => paths.into_iter().map(|p| (p, true)).collect(),
+            Err(e) => return failed(e),
+        },
+        "file" => {
+            if !target.is_file() {
+                return failed(format!("{} cannot be read: no such file", target.display()));
+            }
+            vec![(target.clone(), true)]
+        }
+        "dir" => {
+            if !target.is_dir() {
+                return failed(format!("{} is not a directory", target.display()));
+            }
+            let (found, _) = files::find_catalog_files(std::slice::from_ref(&target));
+            found.into_iter().map(|f| (f.path, false)).collect()
+        }
+        other => return failed(format!("location type \"{other}\" is not supported; use \"file\" or \"dir\"")),
+    };
+
+    let origin = format!("{}:{}", location.kind, location.target);
+    let fingerprint = options.read.kinds.declared().join(",");
+    let mut plan = Plan {
+        files: Vec::new(),
+        unchanged: Vec::new(),
+        outcome: RefreshOutcome::Ok,
+        findings: Vec::new(),
+    };
+    let mut queue: VecDeque<(PathBuf, bool)> = roots.into();
+    let mut seen = HashSet::new();
+    while let Some((path, explicit)) = queue.pop_front() {
+        let path = absolute(&path);
+        let key = path.display().to_string();
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let text = match files::read_text(&path, options.read.max_file_bytes) {
+            Ok(text) => text,
+            Err((line, message)) => {
+                plan.findings.push(Finding::read_error(&key, line, message));
+                // Unreadable: keep what it gave last time.
+                if previous.contains_key(&key) {
+                    plan.unchanged.push(key);
+                }
+                continue;
+            }
+        };
+        let hash = format!("{:016x}", fnv1a(fingerprint.as_bytes(), text.as_bytes()));
+        if let Some((old_hash, targets)) = previous.get(&key)
+            && *old_hash == hash
+        {
+            queue.extend(targets.iter().map(|t| (PathBuf::from(t), true)));
+            plan.unchanged.push(key);
+            continue;
+        }
+        let update = read_file(&path, &key, &text, hash, &origin, options, &mut plan.findings);
+        if !explicit && update.entities.is_empty() && update.findings.is_empty() {
+            // YAML without entities found in a directory: not a catalog file.
+            continue;
+        }
+        queue.extend(update.targets.iter().map(|t| (PathBuf::from(t), true)));
+        plan.files.push(update);
+    }
+    if !plan.findings.is_empty() {
+        plan.outcome = RefreshOutcome::Problems(format!(
+            "{} problem{} in the location's files",
+            plan.findings.len(),
+            if plan.findings.len() == 1 { "" } else { "s" }
+        ));
+    }
+    plan
+}
+
+/// Parses one changed file into what the store needs.
+fn read_file(
+    path: &Path,
+    key: &str,
+    text: &str,
+    hash: String,
+    origin: &str,
+    options: &IngestOptions,
+    all_findings: &mut Vec<Finding>,
+) -> FileUpdate {
+    let mut located = Vec::new();
+    let (_, mut findings) = files::visit_catalog_text(text, key, &options.read, |e| located.push(e));
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let mut update = FileUpdate {
+        path: key.to_owned(),
+        hash,
+        ..FileUpdate::default()
+    };
+    for e in located {
+        let entity = e.entity;
+        if entity.kind() == "Location" {
+            follow_targets(&entity, dir, key, e.line, options, &mut update.targets, &mut findings);
+        }
+        let relations = entity.relations();
+        let entity_ref = entity.entity_ref().clone();
+        let mut body = entity.into_value();
+        if let Some(annotations) = body
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+            .map(|m| m.entry("annotations").or_insert_with(|| Value::Object(Default::default())))
+            .and_then(Value::as_object_mut)
+        {
+            annotations.insert("backstage.io/managed-by-location".into(), format!("file:{key}").into());
+            annotations.insert("backstage.io/managed-by-origin-location".into(), origin.into());
+        }
+        update.entities.push(NewEntity {
+            entity_ref,
+            body,
+            relations,
+        });
+    }
+    // The last valid version of an invalid entity stays, with its problems.
+    let mut invalid: HashMap<EntityRef, Vec<Value>> = HashMap::new();
+    for f in &findings {
+        match f.code {
+            FindingCode::InvalidEntity => {
+                if let Some(r) = f.entity.as_deref().filter(|l| !l.contains('?')).and_then(|l| l.parse().ok()) {
+                    invalid.entry(r).or_default().push(serde_json::json!({
+                        "type": "backstage.io/catalog-processing",
+                        "level": "error",
+                        "message": format!("{}:{}:{}: {}{}", f.file, f.line, f.column,
+                            f.field.as_deref().map(|p| format!("{p}: ")).unwrap_or_default(), f.message),
+                        "error": {"name": "InputError", "message": f.message},
+                    }));
+                }
+            }
+            FindingCode::ParseError | FindingCode::ReadError => update.incomplete = true,
+        }
+    }
+    update.invalid = invalid.into_iter().collect();
+    update.findings = findings.iter().map(|f| serde_json::to_value(f).unwrap_or_default()).collect();
+    all_findings.extend(findings);
+    update
+}
+
+/// Resolves a Location entity's `target`/`targets` relative to its file.
+fn follow_targets(
+    entity: &plinth_model::Entity,
+    dir: &Path,
+    file: &str,
+    line: u32,
+    options: &IngestOptions,
+    targets: &mut Vec<String>,
+    findings: &mut Vec<Finding>,
+) {
+    let spec = entity.spec();
+    let kind = entity.spec_str("type");
+    let optional = entity.spec_str("presence") == Some("optional");
+    let listed = spec
+        .and_then(|s| s.get("targets"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .chain(entity.spec_str("target"));
+    let mut problem = |message: String| {
+        findings.push(Finding {
+            file: file.to_owned(),
+            line,
+            column: 1,
+            entity: Some(entity.entity_ref().to_string()),
+            field: Some("spec.targets".into()),
+            code: FindingCode::InvalidEntity,
+            message,
+        })
+    };
+    for t in listed {
+        if let Some(k) = kind.filter(|k| !LOCATION_TYPES.contains(k)) {
+            problem(format!("target \"{t}\" has type \"{k}\", which plinth does not read; use \"file\" or \"dir\""));
+            continue;
+        }
+        if t.contains("://") {
+            problem(format!("target \"{t}\" is a URL; plinth reads file and dir targets"));
+            continue;
+        }
+        let path = absolute(&dir.join(t));
+        if !options.allowed_roots.is_empty() && !inside_roots(&glob_base(&path), &options.allowed_roots) {
+            problem(outside_roots_message(&path, &options.allowed_roots));
+            continue;
+        }
+        let paths = if is_glob(&path) {
+            expand_glob(&path).unwrap_or_default()
+        } else if path.exists() {
+            vec![path]
+        } else {
+            if !optional {
+                problem(format!("target \"{t}\" does not exist ({})", path.display()));
+            }
+            continue;
+        };
+        targets.extend(paths.into_iter().map(|p| p.display().to_string()));
+    }
+}
+
+/// An absolute, normalised path (`.` and `..` resolved lexically, then
+/// symlinks resolved where the path exists), so that targets cannot escape
+/// their roots through `..` or links.
+fn absolute(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    std::fs::canonicalize(&out).unwrap_or(out)
+}
+
+fn inside_roots(path: &Path, roots: &[PathBuf]) -> bool {
+    roots.iter().any(|r| path.starts_with(absolute(r)))
+}
+
+fn outside_roots_message(path: &Path, roots: &[PathBuf]) -> String {
+    format!(
+        "{} is outside the allowed roots ({}); move it there or add its directory to catalog.allowed_roots",
+        path.display(),
+        roots.iter().map(|r| absolute(r).display().to_string()).collect::<Vec<_>>().join(", ")
+    )
+}
+
+fn is_glob(path: &Path) -> bool {
+    path.to_string_lossy().contains(['*', '?', '['])
+}
+
+/// The directory a glob starts from: its components before the first wildcard.
+fn glob_base(path: &Path) -> PathBuf {
+    path.components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .collect()
+}
+
+/// Files matching a glob with `*`, `?` and `**`, sorted.
+fn expand_glob(pattern: &Path) -> Result<Vec<PathBuf>, String> {
+    let base = glob_base(pattern);
+    let rest: Vec<String> = pattern
+        .strip_prefix(&base)
+        .unwrap_or(pattern)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let mut out = Vec::new();
+    let mut stack = vec![base.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            if meta.is_dir() {
+                if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                    stack.push(path);
+                }
+            } else {
+                let rel: Vec<String> = path
+                    .strip_prefix(&base)
+                    .unwrap_or(&path)
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                if glob_match(&rest, &rel) {
+                    out.push(path);
+                }
+            }
+        }
+    }
+    out.sort();
+    if out.is_empty() {
+        return Err(format!("no file matches {}", pattern.display()));
+    }
+    Ok(out)
+}
+
+fn glob_match(pattern: &[String], path: &[String]) -> bool {
+    match (pattern.first(), path.first()) {
+        (None, None) => true,
+        (Some(p), _) if p == "**" => {
+            glob_match(&pattern[1..], path) || (!path.is_empty() && glob_match(pattern, &path[1..]))
+        }
+        (Some(p), Some(s)) => segment_match(p.as_bytes(), s.as_bytes()) && glob_match(&pattern[1..], &path[1..]),
+        _ => false,
+    }
+}
+
+fn segment_match(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => segment_match(&p[1..], s) || (!s.is_empty() && segment_match(p, &s[1..])),
+        (Some(b'?'), Some(_)) => segment_match(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => segment_match(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+/// FNV-1a, 64 bits: a stable content hash for change detection.
+fn fnv1a(prefix: &[u8], bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in prefix.iter().chain([0u8].iter()).chain(bytes) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests;

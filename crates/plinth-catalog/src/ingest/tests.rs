@@ -1,0 +1,264 @@
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use plinth_store::{EntityQuery, Location, Store, StoredEntity};
+
+use super::*;
+
+/// A scratch directory with a store in it; removed on drop.
+struct Fixture {
+    dir: PathBuf,
+    store: Store,
+    options: IngestOptions,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "plinth-ingest-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(dir.join("repo")).unwrap();
+        let store = Store::open_sqlite(&dir.join("plinth.db")).await.unwrap();
+        let options = IngestOptions {
+            allowed_roots: vec![dir.join("repo")],
+            ..IngestOptions::default()
+        };
+        Fixture { dir, store, options }
+    }
+
+    fn write(&self, rel: &str, text: &str) -> String {
+        let path = self.dir.join("repo").join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    async fn register(&self, kind: &str, rel: &str) -> Location {
+        let target = check_location(kind, &self.dir.join("repo").join(rel).display().to_string(), &self.options).unwrap();
+        self.store.add_location(kind, &target).await.unwrap()
+    }
+
+    async fn refresh(&self, location: &Location) -> RefreshReport {
+        refresh_location(&self.store, location, &self.options).await.unwrap()
+    }
+
+    async fn entity(&self, r: &str) -> Option<StoredEntity> {
+        self.store.entity_by_ref(&r.parse().unwrap()).await.unwrap()
+    }
+
+    async fn refs(&self) -> Vec<String> {
+        let page = self.store.query_entities(&EntityQuery::default()).await.unwrap();
+        page.entities.into_iter().map(|e| e.entity_ref).collect()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn component(name: &str, owner: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: service\n  lifecycle: production\n  owner: {owner}\n"
+    )
+}
+
+fn group(name: &str) -> String {
+    format!("apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: {name}\nspec:\n  type: team\n  children: []\n")
+}
+
+#[tokio::test]
+async fn a_location_and_its_targets_are_ingested_with_relations() {
+    let f = Fixture::new().await;
+    f.write(
+        "catalog-info.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: root\nspec:\n  targets: [./a/catalog-info.yaml, ./teams.yaml]\n",
+    );
+    f.write("a/catalog-info.yaml", &component("a", "team-a"));
+    f.write("teams.yaml", &group("team-a"));
+    let loc = f.register("file", "catalog-info.yaml").await;
+    let report = f.refresh(&loc).await;
+    assert_eq!(report.outcome, RefreshOutcome::Ok);
+    assert_eq!(report.summary.added, 3);
+    assert_eq!(f.refs().await, ["component:default/a", "group:default/team-a", "location:default/root"]);
+
+    // Relations are visible from both ends as soon as the refresh returns.
+    let a = f.entity("component:default/a").await.unwrap();
+    assert_eq!(a.relations, [("ownedBy".to_string(), "group:default/team-a".to_string())]);
+    let team = f.entity("group:default/team-a").await.unwrap();
+    assert_eq!(team.relations, [("ownerOf".to_string(), "component:default/a".to_string())]);
+    let json = a.to_api_json();
+    assert_eq!(json["metadata"]["namespace"], "default");
+    assert!(json["metadata"]["annotations"]["backstage.io/managed-by-location"]
+        .as_str()
+        .unwrap()
+        .ends_with("/repo/a/catalog-info.yaml"));
+    assert_eq!(json["metadata"]["uid"], a.uid.as_str());
+}
+
+#[tokio::test]
+async fn an_unchanged_refresh_changes_nothing() {
+    let f = Fixture::new().await;
+    f.write("catalog-info.yaml", &component("a", "team-a"));
+    let loc = f.register("file", "catalog-info.yaml").await;
+    f.refresh(&loc).await;
+    let before = f.entity("component:default/a").await.unwrap();
+    let report = f.refresh(&loc).await;
+    assert_eq!(report.summary.added + report.summary.updated + report.summary.removed, 0);
+    assert_eq!(report.summary.unchanged, 1);
+    assert_eq!(f.entity("component:default/a").await.unwrap().etag, before.etag);
+    // A change gives a new etag and generation, same uid.
+    f.write("catalog-info.yaml", &component("a", "team-b"));
+    let report = f.refresh(&loc).await;
+    assert_eq!(report.summary.updated, 1);
+    let after = f.entity("component:default/a").await.unwrap();
+    assert_eq!(after.uid, before.uid);
+    assert_ne!(after.etag, before.etag);
+    assert_eq!(after.generation, 2);
+    assert_eq!(after.relations, [("ownedBy".to_string(), "group:default/team-b".to_string())]);
+}
+
+#[tokio::test]
+async fn an_invalid_update_keeps_the_last_valid_version() {
+    let f = Fixture::new().await;
+    f.write("catalog-info.yaml", &format!("{}---\n{}", component("a", "team-a"), component("b", "team-a")));
+    let loc = f.register("file", "catalog-info.yaml").await;
+    f.refresh(&loc).await;
+    // `a` loses its owner; `b` is fine and changes.
+    f.write(
+        "catalog-info.yaml",
+        &format!("{}---\n{}", component("a", "team-a").replace("  owner: team-a\n", ""), component("b", "team-b")),
+    );
+    let report = f.refresh(&loc).await;
+    assert!(matches!(report.outcome, RefreshOutcome::Problems(_)));
+    let a = f.entity("component:default/a").await.unwrap();
+    assert_eq!(a.body["spec"]["owner"], "team-a", "the last valid version stays");
+    let errors: Vec<_> = a.status.iter().filter(|s| s["level"] == "error").collect();
+    assert_eq!(errors.len(), 1, "{:?}", a.status);
+    assert_eq!(errors[0]["type"], "backstage.io/catalog-processing");
+    assert!(errors[0]["message"].as_str().unwrap().contains("spec.owner: is required"), "{errors:?}");
+    assert_eq!(f.entity("component:default/b").await.unwrap().body["spec"]["owner"], "team-b");
+    // The problem shows on the location too.
+    let problems = f.store.location_problems(&loc.id).await.unwrap();
+    assert_eq!(problems.findings.len(), 1);
+    assert_eq!(problems.findings[0]["field"], "spec.owner");
+    // Fixing it clears the status.
+    f.write("catalog-info.yaml", &format!("{}---\n{}", component("a", "team-c"), component("b", "team-b")));
+    f.refresh(&loc).await;
+    let a = f.entity("component:default/a").await.unwrap();
+    assert!(a.status.iter().all(|s| s["level"] != "error"), "{:?}", a.status);
+    assert_eq!(a.body["spec"]["owner"], "team-c");
+}
+
+#[tokio::test]
+async fn a_broken_document_removes_nothing() {
+    let f = Fixture::new().await;
+    f.write("catalog-info.yaml", &format!("{}---\n{}", component("a", "team-a"), component("b", "team-a")));
+    let loc = f.register("file", "catalog-info.yaml").await;
+    f.refresh(&loc).await;
+    f.write("catalog-info.yaml", &format!("{}---\nmetadata: [unclosed\n", component("a", "team-a")));
+    f.refresh(&loc).await;
+    assert_eq!(f.refs().await, ["component:default/a", "component:default/b"]);
+}
+
+#[tokio::test]
+async fn vanished_entities_and_files_are_removed() {
+    let f = Fixture::new().await;
+    f.write("a.yaml", &format!("{}---\n{}", component("a", "team-a"), component("b", "team-a")));
+    f.write("c.yaml", &component("c", "team-a"));
+    let loc = f.register("dir", ".").await;
+    f.refresh(&loc).await;
+    assert_eq!(f.refs().await, ["component:default/a", "component:default/b", "component:default/c"]);
+    f.write("a.yaml", &component("a", "team-a"));
+    std::fs::remove_file(f.dir.join("repo/c.yaml")).unwrap();
+    let report = f.refresh(&loc).await;
+    assert_eq!(report.summary.removed, 2);
+    assert_eq!(f.refs().await, ["component:default/a"]);
+    // The reverse relations they gave are gone too.
+    assert!(f.entity("component:default/a").await.unwrap().relations.len() == 1);
+}
+
+#[tokio::test]
+async fn the_first_location_keeps_a_conflicting_entity() {
+    let f = Fixture::new().await;
+    f.write("one.yaml", &component("shared", "team-one"));
+    f.write("two.yaml", &component("shared", "team-two"));
+    let one = f.register("file", "one.yaml").await;
+    let two = f.register("file", "two.yaml").await;
+    f.refresh(&one).await;
+    let report = f.refresh(&two).await;
+    assert_eq!(report.summary.conflicts, 1);
+    let shared = f.entity("component:default/shared").await.unwrap();
+    assert_eq!(shared.body["spec"]["owner"], "team-one");
+    assert_eq!(shared.location_id, one.id);
+    // The conflict shows on the entity, and on both locations.
+    assert!(shared.status.iter().any(|s| s["type"] == "plinth.io/conflict"), "{:?}", shared.status);
+    let lost = f.store.location_problems(&two.id).await.unwrap();
+    assert_eq!(lost.lost_conflicts.len(), 1);
+    let won = f.store.location_problems(&one.id).await.unwrap();
+    assert_eq!(won.won_conflicts.len(), 1);
+    assert_eq!(won.won_conflicts[0].1, two.id);
+}
+
+#[tokio::test]
+async fn targets_outside_the_allowed_roots_are_refused() {
+    let f = Fixture::new().await;
+    std::fs::write(f.dir.join("secret.yaml"), component("secret", "team-a")).unwrap();
+    f.write(
+        "catalog-info.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: escape\nspec:\n  targets: [../secret.yaml, /etc/hostname]\n",
+    );
+    let loc = f.register("file", "catalog-info.yaml").await;
+    let report = f.refresh(&loc).await;
+    let messages: Vec<&str> = report.findings.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages.iter().all(|m| m.contains("is outside the allowed roots")), "{messages:?}");
+    assert_eq!(f.refs().await, ["location:default/escape"]);
+    // Registering outside the roots is refused up front.
+    let err = check_location("file", &f.dir.join("secret.yaml").display().to_string(), &f.options).unwrap_err();
+    assert!(err.contains("is outside the allowed roots"), "{err}");
+    assert!(check_location("url", "https://example.com/x.yaml", &f.options).unwrap_err().contains("not supported"));
+}
+
+#[tokio::test]
+async fn missing_and_dangling_references_are_reported_not_dropped() {
+    let f = Fixture::new().await;
+    f.write("catalog-info.yaml", &component("a", "nobody"));
+    let loc = f.register("file", "catalog-info.yaml").await;
+    f.refresh(&loc).await;
+    let a = f.entity("component:default/a").await.unwrap();
+    assert_eq!(a.relations, [("ownedBy".to_string(), "group:default/nobody".to_string())]);
+    assert_eq!(a.status.len(), 1);
+    assert_eq!(a.status[0]["type"], "plinth.io/dangling-reference");
+    // A missing root file fails the refresh and keeps the entities.
+    std::fs::remove_file(f.dir.join("repo/catalog-info.yaml")).unwrap();
+    let report = f.refresh(&loc).await;
+    assert!(matches!(report.outcome, RefreshOutcome::Failed(_)));
+    assert_eq!(f.refs().await, ["component:default/a"]);
+}
+
+#[tokio::test]
+async fn globs_match_files() {
+    let f = Fixture::new().await;
+    f.write("services/a/catalog-info.yaml", &component("a", "t"));
+    f.write("services/b/deep/catalog-info.yaml", &component("b", "t"));
+    f.write("services/c/other.yaml", &component("c", "t"));
+    let loc = f.register("file", "services/**/catalog-info.yaml").await;
+    f.refresh(&loc).await;
+    assert_eq!(f.refs().await, ["component:default/a", "component:default/b"]);
+}
+
+#[tokio::test]
+async fn deleting_a_location_removes_its_entities() {
+    let f = Fixture::new().await;
+    f.write("catalog-info.yaml", &component("a", "team-a"));
+    let loc = f.register("file", "catalog-info.yaml").await;
+    f.refresh(&loc).await;
+    assert!(f.store.delete_location(&loc.id).await.unwrap());
+    assert!(f.refs().await.is_empty());
+    assert!(!f.store.delete_location(&loc.id).await.unwrap());
+}

@@ -1,0 +1,273 @@
+//! Reads: locations, entities with their relations and status.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{EntityRef, Location, LocationRefresh, Store, StoreError, StoredEntity};
+
+const LOCATION_COLUMNS: &str = "id, type, target, created_at, refreshed_at, refresh_status, refresh_message";
+
+fn location_from_row(r: &SqliteRow) -> Location {
+    let at: Option<String> = r.get("refreshed_at");
+    Location {
+        id: r.get("id"),
+        kind: r.get("type"),
+        target: r.get("target"),
+        created_at: r.get("created_at"),
+        refresh: at.map(|at| LocationRefresh {
+            at,
+            status: r.get::<Option<String>, _>("refresh_status").unwrap_or_default(),
+            message: r.get("refresh_message"),
+        }),
+    }
+}
+
+/// What is wrong in a location: findings in its files and conflicts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LocationProblems {
+    /// Findings of each file, as stored at refresh.
+    pub findings: Vec<Value>,
+    /// `(entity ref, file)` this location defines but another location holds.
+    pub lost_conflicts: Vec<(String, String)>,
+    /// `(entity ref, other location id, file)` this location holds and another also defines.
+    pub won_conflicts: Vec<(String, String, String)>,
+}
+
+impl Store {
+    pub async fn locations(&self) -> Result<Vec<Location>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LOCATION_COLUMNS} FROM locations ORDER BY created_at, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(location_from_row).collect())
+    }
+
+    pub async fn location(&self, id: &str) -> Result<Option<Location>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {LOCATION_COLUMNS} FROM locations WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(location_from_row))
+    }
+
+    pub async fn location_by_target(&self, kind: &str, target: &str) -> Result<Option<Location>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LOCATION_COLUMNS} FROM locations WHERE type = ? AND target = ?"
+        )))
+        .bind(kind)
+        .bind(target)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(location_from_row))
+    }
+
+    /// The location an entity came from.
+    pub async fn location_of(&self, entity: &EntityRef) -> Result<Option<Location>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM locations l JOIN entities e ON e.location_id = l.id WHERE e.ref = ?",
+            LOCATION_COLUMNS
+                .split(", ")
+                .map(|c| format!("l.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+        .bind(entity.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(location_from_row))
+    }
+
+    pub async fn location_problems(&self, id: &str) -> Result<LocationProblems, StoreError> {
+        let files: Vec<String> =
+            sqlx::query_scalar("SELECT findings FROM location_files WHERE location_id = ? ORDER BY path")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut findings = Vec::new();
+        for f in files {
+            if let Ok(Value::Array(items)) = serde_json::from_str(&f) {
+                findings.extend(items);
+            }
+        }
+        let lost = sqlx::query("SELECT ref, file FROM conflicts WHERE location_id = ? ORDER BY ref")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| (r.get("ref"), r.get("file")))
+            .collect();
+        let won = sqlx::query(
+            "SELECT c.ref, c.location_id, c.file FROM conflicts c JOIN entities e ON e.ref = c.ref
+             WHERE e.location_id = ? ORDER BY c.ref",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get("ref"), r.get("location_id"), r.get("file")))
+        .collect();
+        Ok(LocationProblems {
+            findings,
+            lost_conflicts: lost,
+            won_conflicts: won,
+        })
+    }
+
+    pub async fn entity_by_ref(&self, entity: &EntityRef) -> Result<Option<StoredEntity>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM entities WHERE ref = ?")
+            .bind(entity.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match id {
+            Some(id) => self.load_entities(&[id]).await?.pop(),
+            None => None,
+        })
+    }
+
+    pub async fn entity_by_uid(&self, uid: &str) -> Result<Option<StoredEntity>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM entities WHERE uid = ?")
+            .bind(uid)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match id {
+            Some(id) => self.load_entities(&[id]).await?.pop(),
+            None => None,
+        })
+    }
+
+    /// Entities for each reference, in the same order, `None` where absent.
+    pub async fn entities_by_refs(&self, refs: &[String]) -> Result<Vec<Option<StoredEntity>>, StoreError> {
+        let rows = sqlx::query("SELECT id, ref FROM entities WHERE ref IN (SELECT value FROM json_each(?))")
+            .bind(Value::from(refs.to_vec()).to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.get("id")).collect();
+        let by_ref: HashMap<String, StoredEntity> = self
+            .load_entities(&ids)
+            .await?
+            .into_iter()
+            .map(|e| (e.entity_ref.clone(), e))
+            .collect();
+        Ok(refs.iter().map(|r| by_ref.get(r).cloned()).collect())
+    }
+
+    /// Deletes an entity by uid. It comes back on the next refresh of its
+    /// location if its file still defines it (as in Backstage).
+    pub async fn delete_entity_by_uid(&self, uid: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM entities WHERE uid = ?")
+            .bind(uid)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(id) = id else { return Ok(false) };
+        for sql in [
+            "DELETE FROM relations WHERE origin_id = ?",
+            "DELETE FROM search WHERE entity_id = ?",
+            "DELETE FROM entities WHERE id = ?",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        // Its file must be read again for the entity to come back.
+        sqlx::query(
+            "UPDATE location_files SET hash = '' WHERE (location_id, path) IN (SELECT location_id, file FROM entities WHERE id = ?)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Loads entities by row id, in the given order, with relations and status.
+    pub(crate) async fn load_entities(&self, ids: &[i64]) -> Result<Vec<StoredEntity>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids_json = Value::from(ids.to_vec()).to_string();
+        let rows = sqlx::query(
+            "SELECT id, uid, ref, etag, generation, location_id, file, body, status
+             FROM entities WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&ids_json)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut entities: HashMap<i64, StoredEntity> = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let body: String = r.get("body");
+            let status: String = r.get("status");
+            entities.insert(
+                r.get("id"),
+                StoredEntity {
+                    uid: r.get("uid"),
+                    entity_ref: r.get("ref"),
+                    etag: r.get("etag"),
+                    generation: r.get("generation"),
+                    location_id: r.get("location_id"),
+                    file: r.get("file"),
+                    body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    relations: Vec::new(),
+                    status: serde_json::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                },
+            );
+        }
+        let refs: HashMap<String, i64> = entities.iter().map(|(id, e)| (e.entity_ref.clone(), *id)).collect();
+        let refs_json = Value::from(refs.keys().cloned().collect::<Vec<_>>()).to_string();
+
+        let relations = sqlx::query(
+            "SELECT source_ref, type, target_ref,
+                    NOT EXISTS (SELECT 1 FROM entities t WHERE t.ref = r.target_ref) AS dangling,
+                    origin_id
+             FROM relations r WHERE source_ref IN (SELECT value FROM json_each(?))
+             ORDER BY source_ref, type, target_ref",
+        )
+        .bind(&refs_json)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &relations {
+            let source: String = r.get("source_ref");
+            let Some(e) = refs.get(&source).and_then(|id| entities.get_mut(id)) else {
+                continue;
+            };
+            let (kind, target): (String, String) = (r.get("type"), r.get("target_ref"));
+            // A target that is not in the catalog is kept and reported.
+            if r.get::<bool, _>("dangling") && refs.get(&source) == Some(&r.get::<i64, _>("origin_id")) {
+                e.status.push(json!({
+                    "type": "plinth.io/dangling-reference",
+                    "level": "warning",
+                    "message": format!("{kind} {target}: no such entity in the catalog"),
+                }));
+            }
+            if e.relations.last() != Some(&(kind.clone(), target.clone())) {
+                e.relations.push((kind, target));
+            }
+        }
+
+        let conflicts = sqlx::query(
+            "SELECT c.ref, l.type, l.target, c.file FROM conflicts c JOIN locations l ON l.id = c.location_id
+             WHERE c.ref IN (SELECT value FROM json_each(?)) ORDER BY c.ref, l.target",
+        )
+        .bind(&refs_json)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &conflicts {
+            let Some(e) = refs.get(&r.get::<String, _>("ref")).and_then(|id| entities.get_mut(id)) else {
+                continue;
+            };
+            e.status.push(json!({
+                "type": "plinth.io/conflict",
+                "level": "warning",
+                "message": format!(
+                    "also defined in {} (location {}:{}); that definition is ignored while this one exists",
+                    r.get::<String, _>("file"),
+                    r.get::<String, _>("type"),
+                    r.get::<String, _>("target"),
+                ),
+            }));
+        }
+        Ok(ids.iter().filter_map(|id| entities.remove(id)).collect())
+    }
+}
