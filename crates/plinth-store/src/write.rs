@@ -125,6 +125,8 @@ impl Store {
     /// `unchanged` the files that are still there as they were; every other
     /// file the location had is gone, and its entities with it. All in one
     /// transaction: readers see the location before or after, never between.
+    /// The work is set-based (a fixed number of statements whatever the
+    /// number of entities), which is what makes large refreshes fast.
     pub async fn apply_refresh(
         &self,
         location_id: &str,
@@ -135,27 +137,7 @@ impl Store {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut summary = RefreshSummary::default();
         if !matches!(outcome, RefreshOutcome::Failed(_)) {
-            let known: Vec<String> = sqlx::query_scalar("SELECT path FROM location_files WHERE location_id = ?")
-                .bind(location_id)
-                .fetch_all(&mut *tx)
-                .await?;
-            let present: HashSet<&str> = files
-                .iter()
-                .map(|f| f.path.as_str())
-                .chain(unchanged.iter().map(String::as_str))
-                .collect();
-            for gone in known.iter().filter(|p| !present.contains(p.as_str())) {
-                summary.removed += remove_file(&mut tx, location_id, gone, &HashSet::new()).await?;
-                sqlx::query("DELETE FROM location_files WHERE location_id = ? AND path = ?")
-                    .bind(location_id)
-                    .bind(gone)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for file in files {
-                apply_file(&mut tx, location_id, file, &mut summary).await?;
-            }
-            summary.unchanged += unchanged.len();
+            summary = apply_files(&mut tx, location_id, files, unchanged).await?;
         }
         let (status, message) = match outcome {
             RefreshOutcome::Ok => ("ok", None),
@@ -174,93 +156,57 @@ impl Store {
     }
 }
 
-/// Removes the entities of a file, except those in `keep`; returns how many.
-async fn remove_file(
-    tx: &mut Transaction<'static, Sqlite>,
-    location_id: &str,
-    path: &str,
-    keep: &HashSet<String>,
-) -> Result<usize, StoreError> {
-    let rows = sqlx::query("SELECT id, ref FROM entities WHERE location_id = ? AND file = ?")
-        .bind(location_id)
-        .bind(path)
-        .fetch_all(&mut **tx)
-        .await?;
-    let ids: Vec<i64> = rows
-        .iter()
-        .filter(|r| !keep.contains(r.get::<&str, _>("ref")))
-        .map(|r| r.get("id"))
-        .collect();
-    delete_entities(tx, &ids).await?;
-    sqlx::query("DELETE FROM conflicts WHERE location_id = ? AND file = ?")
-        .bind(location_id)
-        .bind(path)
-        .execute(&mut **tx)
-        .await?;
-    Ok(ids.len())
-}
-
-async fn delete_entities(tx: &mut Transaction<'static, Sqlite>, ids: &[i64]) -> Result<(), StoreError> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let ids = Value::from(ids.to_vec()).to_string();
-    for sql in [
-        "DELETE FROM relations WHERE origin_id IN (SELECT value FROM json_each(?))",
-        "DELETE FROM search WHERE entity_id IN (SELECT value FROM json_each(?))",
-        "DELETE FROM entities WHERE id IN (SELECT value FROM json_each(?))",
-    ] {
-        sqlx::query(sql).bind(&ids).execute(&mut **tx).await?;
-    }
-    Ok(())
-}
+/// Rows per statement when inserting through `json_each`: large enough to
+/// amortise each round trip, small enough to keep each JSON text modest.
+const CHUNK: usize = 5_000;
 
 struct Existing {
     id: i64,
-    location_id: String,
     file: String,
     body: String,
     generation: i64,
 }
 
-async fn apply_file(
+async fn apply_files(
     tx: &mut Transaction<'static, Sqlite>,
     location_id: &str,
-    file: &FileUpdate,
-    summary: &mut RefreshSummary,
-) -> Result<(), StoreError> {
-    let keep: HashSet<String> = file
-        .entities
+    files: &[FileUpdate],
+    unchanged: &[String],
+) -> Result<RefreshSummary, StoreError> {
+    let mut summary = RefreshSummary {
+        unchanged: unchanged.len(),
+        ..RefreshSummary::default()
+    };
+    let known: Vec<String> = sqlx::query_scalar("SELECT path FROM location_files WHERE location_id = ?")
+        .bind(location_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    let present: HashSet<&str> = files
         .iter()
-        .map(|e| e.entity_ref.to_string())
-        .chain(file.invalid.iter().map(|(r, _)| r.to_string()))
+        .map(|f| f.path.as_str())
+        .chain(unchanged.iter().map(String::as_str))
         .collect();
-    if !file.incomplete {
-        summary.removed += remove_file(tx, location_id, &file.path, &keep).await?;
-    } else {
-        sqlx::query("DELETE FROM conflicts WHERE location_id = ? AND file = ?")
-            .bind(location_id)
-            .bind(&file.path)
-            .execute(&mut **tx)
-            .await?;
-    }
+    let gone: Vec<&String> = known.iter().filter(|p| !present.contains(p.as_str())).collect();
+    // Files whose entities may be removed: gone ones, and changed ones that
+    // were read whole.
+    let replaced: HashSet<&str> = gone
+        .iter()
+        .map(|p| p.as_str())
+        .chain(files.iter().filter(|f| !f.incomplete).map(|f| f.path.as_str()))
+        .collect();
 
-    // Who holds each of this file's entities now.
-    let refs = Value::from(file.entities.iter().map(|e| e.entity_ref.to_string()).collect::<Vec<_>>()).to_string();
-    let rows = sqlx::query(
-        "SELECT id, ref, location_id, file, body, generation FROM entities WHERE ref IN (SELECT value FROM json_each(?))",
-    )
-    .bind(&refs)
-    .fetch_all(&mut **tx)
-    .await?;
-    let existing: HashMap<String, Existing> = rows
+    // Everything this location holds now.
+    let rows = sqlx::query("SELECT id, ref, file, body, generation FROM entities WHERE location_id = ?")
+        .bind(location_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut mine: HashMap<String, Existing> = rows
         .iter()
         .map(|r| {
             (
                 r.get::<String, _>("ref"),
                 Existing {
                     id: r.get("id"),
-                    location_id: r.get("location_id"),
                     file: r.get("file"),
                     body: r.get("body"),
                     generation: r.get("generation"),
@@ -269,53 +215,88 @@ async fn apply_file(
         })
         .collect();
 
-    let now = now();
-    let mut rewritten: Vec<(i64, &NewEntity)> = Vec::new();
-    let mut to_insert: Vec<&NewEntity> = Vec::new();
-    for entity in &file.entities {
-        let r = entity.entity_ref.to_string();
-        let body = entity.body.to_string();
-        match existing.get(&r) {
-            Some(e) if e.location_id != location_id => {
-                // The first location keeps it; the conflict shows on both.
-                sqlx::query("INSERT OR REPLACE INTO conflicts (ref, location_id, file) VALUES (?, ?, ?)")
-                    .bind(&r)
-                    .bind(location_id)
-                    .bind(&file.path)
-                    .execute(&mut **tx)
-                    .await?;
-                summary.conflicts += 1;
-            }
-            Some(e) if e.body == body && e.file == file.path => {
-                sqlx::query("UPDATE entities SET status = '[]' WHERE id = ? AND status <> '[]'")
-                    .bind(e.id)
-                    .execute(&mut **tx)
-                    .await?;
-                summary.unchanged += 1;
-            }
-            Some(e) => {
-                sqlx::query(
-                    "UPDATE entities SET file = ?, etag = ?, generation = ?, body = ?, status = '[]', updated_at = ? WHERE id = ?",
-                )
-                .bind(&file.path)
-                .bind(new_etag())
-                .bind(e.generation + 1)
-                .bind(&body)
-                .bind(&now)
-                .bind(e.id)
-                .execute(&mut **tx)
-                .await?;
-                rewritten.push((e.id, entity));
-                summary.updated += 1;
-            }
-            None => to_insert.push(entity),
-        }
+    // Entities another location holds: those stay there (conflicts).
+    let new_refs: Vec<String> = files
+        .iter()
+        .flat_map(|f| f.entities.iter())
+        .map(|e| e.entity_ref.to_string())
+        .filter(|r| !mine.contains_key(r))
+        .collect();
+    let mut held_elsewhere = HashSet::new();
+    for chunk in new_refs.chunks(CHUNK) {
+        let held: Vec<String> = sqlx::query_scalar(
+            "SELECT ref FROM entities WHERE location_id <> ? AND ref IN (SELECT value FROM json_each(?))",
+        )
+        .bind(location_id)
+        .bind(Value::from(chunk.to_vec()).to_string())
+        .fetch_all(&mut **tx)
+        .await?;
+        held_elsewhere.extend(held);
     }
 
-    if !to_insert.is_empty() {
-        let rows: Vec<Value> = to_insert
+    let now = now();
+    let mut keep: HashSet<String> = HashSet::new();
+    let mut conflicts: Vec<Value> = Vec::new();
+    let mut updates: Vec<Value> = Vec::new();
+    let mut inserts: Vec<(&NewEntity, &str)> = Vec::new();
+    let mut rewritten: Vec<(i64, &NewEntity)> = Vec::new();
+    let mut cleared: Vec<i64> = Vec::new();
+    for file in files {
+        for e in &file.entities {
+            let r = e.entity_ref.to_string();
+            if !keep.insert(r.clone()) {
+                continue; // defined twice in this location: the first wins
+            }
+            if held_elsewhere.contains(&r) {
+                conflicts.push(json!([r, file.path]));
+                summary.conflicts += 1;
+                continue;
+            }
+            let body = e.body.to_string();
+            match mine.get(&r) {
+                Some(old) if old.body == body && old.file == file.path => {
+                    cleared.push(old.id);
+                    summary.unchanged += 1;
+                }
+                Some(old) => {
+                    updates.push(json!([old.id, file.path, new_etag(), old.generation + 1, body]));
+                    rewritten.push((old.id, e));
+                    summary.updated += 1;
+                }
+                None => inserts.push((e, &file.path)),
+            }
+        }
+        for (r, _) in &file.invalid {
+            keep.insert(r.to_string());
+        }
+    }
+    // Entities of incomplete or unchanged files stay whatever they hold.
+    mine.retain(|r, e| !keep.contains(r) && replaced.contains(e.file.as_str()));
+    let removed: Vec<i64> = mine.values().map(|e| e.id).collect();
+    summary.removed = removed.len();
+    delete_entities(tx, &removed).await?;
+
+    for chunk in updates.chunks(CHUNK) {
+        sqlx::query(
+            "UPDATE entities SET file = u.value ->> 1, etag = u.value ->> 2, generation = u.value ->> 3,
+                    body = u.value ->> 4, status = '[]', updated_at = ?
+             FROM json_each(?) AS u WHERE entities.id = u.value ->> 0",
+        )
+        .bind(&now)
+        .bind(Value::from(chunk.to_vec()).to_string())
+        .execute(&mut **tx)
+        .await?;
+    }
+    for chunk in cleared.chunks(CHUNK) {
+        sqlx::query("UPDATE entities SET status = '[]' WHERE status <> '[]' AND id IN (SELECT value FROM json_each(?))")
+            .bind(Value::from(chunk.to_vec()).to_string())
+            .execute(&mut **tx)
+            .await?;
+    }
+    for chunk in inserts.chunks(CHUNK) {
+        let rows: Vec<Value> = chunk
             .iter()
-            .map(|e| {
+            .map(|(e, file)| {
                 json!([
                     uuid::Uuid::new_v4().to_string(),
                     e.entity_ref.to_string(),
@@ -324,23 +305,23 @@ async fn apply_file(
                     e.entity_ref.name(),
                     new_etag(),
                     e.body.to_string(),
+                    file,
                 ])
             })
             .collect();
         let inserted = sqlx::query(
             "INSERT INTO entities (uid, ref, kind, namespace, name, location_id, file, etag, generation, body, status, updated_at)
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, ?, ?, value ->> 5, 1, value ->> 6, '[]', ?
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, ?, value ->> 7, value ->> 5, 1, value ->> 6, '[]', ?
              FROM json_each(?)
              RETURNING id, ref",
         )
         .bind(location_id)
-        .bind(&file.path)
         .bind(&now)
         .bind(Value::from(rows).to_string())
         .fetch_all(&mut **tx)
         .await?;
         let ids: HashMap<String, i64> = inserted.iter().map(|r| (r.get("ref"), r.get("id"))).collect();
-        for e in to_insert {
+        for (e, _) in chunk {
             let id = *ids
                 .get(&e.entity_ref.to_string())
                 .ok_or_else(|| StoreError::Corrupt(format!("insert of {} returned no id", e.entity_ref)))?;
@@ -348,9 +329,67 @@ async fn apply_file(
             summary.added += 1;
         }
     }
+    write_index(tx, &rewritten).await?;
 
-    if !rewritten.is_empty() {
-        let ids = Value::from(rewritten.iter().map(|(id, _)| *id).collect::<Vec<_>>()).to_string();
+    for file in files {
+        for (r, items) in &file.invalid {
+            sqlx::query("UPDATE entities SET status = ? WHERE ref = ? AND location_id = ?")
+                .bind(Value::from(items.clone()).to_string())
+                .bind(r.to_string())
+                .bind(location_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+
+    // Conflicts are recomputed for every file read now.
+    let reread: Vec<&str> = files.iter().map(|f| f.path.as_str()).chain(gone.iter().map(|p| p.as_str())).collect();
+    for chunk in reread.chunks(CHUNK) {
+        sqlx::query("DELETE FROM conflicts WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))")
+            .bind(location_id)
+            .bind(Value::from(chunk.to_vec()).to_string())
+            .execute(&mut **tx)
+            .await?;
+    }
+    for chunk in conflicts.chunks(CHUNK) {
+        sqlx::query(
+            "INSERT OR REPLACE INTO conflicts (ref, location_id, file) SELECT value ->> 0, ?, value ->> 1 FROM json_each(?)",
+        )
+        .bind(location_id)
+        .bind(Value::from(chunk.to_vec()).to_string())
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    for chunk in gone.chunks(CHUNK) {
+        sqlx::query("DELETE FROM location_files WHERE location_id = ? AND path IN (SELECT value FROM json_each(?))")
+            .bind(location_id)
+            .bind(Value::from(chunk.iter().map(|p| p.as_str()).collect::<Vec<_>>()).to_string())
+            .execute(&mut **tx)
+            .await?;
+    }
+    let file_rows: Vec<Value> = files
+        .iter()
+        .map(|f| json!([f.path, f.hash, Value::from(f.findings.clone()).to_string(), Value::from(f.targets.clone()).to_string()]))
+        .collect();
+    for chunk in file_rows.chunks(CHUNK) {
+        sqlx::query(
+            "INSERT INTO location_files (location_id, path, hash, findings, targets)
+             SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) WHERE true
+             ON CONFLICT (location_id, path) DO UPDATE SET hash = excluded.hash, findings = excluded.findings, targets = excluded.targets",
+        )
+        .bind(location_id)
+        .bind(Value::from(chunk.to_vec()).to_string())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(summary)
+}
+
+/// Replaces the relations and search rows of rewritten entities.
+async fn write_index(tx: &mut Transaction<'static, Sqlite>, rewritten: &[(i64, &NewEntity)]) -> Result<(), StoreError> {
+    for chunk in rewritten.chunks(CHUNK) {
+        let ids = Value::from(chunk.iter().map(|(id, _)| *id).collect::<Vec<_>>()).to_string();
         sqlx::query("DELETE FROM relations WHERE origin_id IN (SELECT value FROM json_each(?))")
             .bind(&ids)
             .execute(&mut **tx)
@@ -359,56 +398,69 @@ async fn apply_file(
             .bind(&ids)
             .execute(&mut **tx)
             .await?;
-        let mut relation_rows = Vec::new();
-        let mut search = Vec::new();
-        for (id, e) in &rewritten {
-            for r in &e.relations {
-                relation_rows.push(json!([
-                    id,
-                    r.source.to_string(),
-                    r.relation.as_str(),
-                    r.relation.as_str().to_lowercase(),
-                    r.target.to_string()
-                ]));
-            }
-            for (k, v, original) in search_rows(&e.body) {
-                search.push(json!([id, k, v, original]));
+    }
+    let mut relations: Vec<[Param; 5]> = Vec::new();
+    let mut search: Vec<[Param; 4]> = Vec::new();
+    for (id, e) in rewritten {
+        for r in &e.relations {
+            relations.push([
+                Param::Int(*id),
+                Param::Text(Some(r.source.to_string())),
+                Param::Text(Some(r.relation.as_str().to_owned())),
+                Param::Text(Some(r.relation.as_str().to_lowercase())),
+                Param::Text(Some(r.target.to_string())),
+            ]);
+        }
+        for (k, v, original) in search_rows(&e.body) {
+            search.push([Param::Int(*id), Param::Text(Some(k)), Param::Text(v), Param::Text(original)]);
+        }
+    }
+    insert_rows(tx, "relations (origin_id, source_ref, type, type_key, target_ref)", &relations).await?;
+    insert_rows(tx, "search (entity_id, key, value, original_value)", &search).await?;
+    Ok(())
+}
+
+enum Param {
+    Int(i64),
+    Text(Option<String>),
+}
+
+/// Inserts rows with multi-row `VALUES` statements, as many rows per
+/// statement as SQLite's limit of bound parameters allows.
+async fn insert_rows<const N: usize>(
+    tx: &mut Transaction<'static, Sqlite>,
+    table: &str,
+    rows: &[[Param; N]],
+) -> Result<(), StoreError> {
+    const MAX_PARAMS: usize = 32_000;
+    let row_sql = format!("({})", vec!["?"; N].join(", "));
+    for chunk in rows.chunks(MAX_PARAMS / N) {
+        let sql = format!("INSERT INTO {table} VALUES {}", vec![row_sql.as_str(); chunk.len()].join(", "));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            for p in row {
+                q = match p {
+                    Param::Int(i) => q.bind(*i),
+                    Param::Text(t) => q.bind(t.as_deref()),
+                };
             }
         }
-        sqlx::query(
-            "INSERT INTO relations (origin_id, source_ref, type, type_key, target_ref)
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
-        )
-        .bind(Value::from(relation_rows).to_string())
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query("INSERT INTO search (entity_id, key, value, original_value)
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)")
-            .bind(Value::from(search).to_string())
-            .execute(&mut **tx)
-            .await?;
+        q.execute(&mut **tx).await?;
     }
+    Ok(())
+}
 
-    for (r, items) in &file.invalid {
-        sqlx::query("UPDATE entities SET status = ? WHERE ref = ? AND location_id = ?")
-            .bind(Value::from(items.clone()).to_string())
-            .bind(r.to_string())
-            .bind(location_id)
-            .execute(&mut **tx)
-            .await?;
+async fn delete_entities(tx: &mut Transaction<'static, Sqlite>, ids: &[i64]) -> Result<(), StoreError> {
+    for chunk in ids.chunks(CHUNK) {
+        let ids = Value::from(chunk.to_vec()).to_string();
+        for sql in [
+            "DELETE FROM relations WHERE origin_id IN (SELECT value FROM json_each(?))",
+            "DELETE FROM search WHERE entity_id IN (SELECT value FROM json_each(?))",
+            "DELETE FROM entities WHERE id IN (SELECT value FROM json_each(?))",
+        ] {
+            sqlx::query(sql).bind(&ids).execute(&mut **tx).await?;
+        }
     }
-
-    sqlx::query(
-        "INSERT INTO location_files (location_id, path, hash, findings, targets) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (location_id, path) DO UPDATE SET hash = excluded.hash, findings = excluded.findings, targets = excluded.targets",
-    )
-    .bind(location_id)
-    .bind(&file.path)
-    .bind(&file.hash)
-    .bind(Value::from(file.findings.clone()).to_string())
-    .bind(Value::from(file.targets.clone()).to_string())
-    .execute(&mut **tx)
-    .await?;
     Ok(())
 }
 
