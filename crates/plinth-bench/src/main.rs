@@ -45,7 +45,11 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Generate { entities, out, seed } => {
+        Command::Generate {
+            entities,
+            out,
+            seed,
+        } => {
             let summary = generate::write_organisation(&out, entities, seed)?;
             eprintln!("{summary}");
             Ok(())
@@ -63,12 +67,17 @@ fn ingest(dir: &std::path::Path, db: &std::path::Path) -> anyhow::Result<()> {
         }
         let store = plinth_store::Store::open_sqlite(db).await?;
         let options = IngestOptions::default();
-        let target = check_location("dir", &dir.display().to_string(), &options).map_err(anyhow::Error::msg)?;
+        let target = check_location("dir", &dir.display().to_string(), &options)
+            .map_err(anyhow::Error::msg)?;
         let location = store.add_location("dir", &target).await?;
         for round in ["first refresh", "unchanged refresh"] {
             let started = std::time::Instant::now();
             let report = refresh_location(&store, &location, &options).await?;
-            println!("{round}: {:.2} s, {:?}", started.elapsed().as_secs_f64(), report.summary);
+            println!(
+                "{round}: {:.2} s, {:?}",
+                started.elapsed().as_secs_f64(),
+                report.summary
+            );
         }
         Ok(())
     })

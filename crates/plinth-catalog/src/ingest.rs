@@ -14,7 +14,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Component, Path, PathBuf};
 
 use plinth_model::EntityRef;
-use plinth_store::{FileUpdate, Location, NewEntity, RefreshOutcome, RefreshSummary, Store, StoreError};
+use plinth_store::{
+    FileUpdate, Location, NewEntity, RefreshOutcome, RefreshSummary, Store, StoreError,
+};
 use serde_json::Value;
 
 use crate::files::{self, Finding, FindingCode, ReadOptions};
@@ -57,7 +59,8 @@ pub fn check_location(kind: &str, target: &str, options: &IngestOptions) -> Resu
         ));
     }
     let path = absolute(Path::new(target));
-    if !options.allowed_roots.is_empty() && !inside_roots(&glob_base(&path), &options.allowed_roots) {
+    if !options.allowed_roots.is_empty() && !inside_roots(&glob_base(&path), &options.allowed_roots)
+    {
         return Err(outside_roots_message(&path, &options.allowed_roots));
     }
     Ok(path.display().to_string())
@@ -91,7 +94,11 @@ struct Plan {
     findings: Vec<Finding>,
 }
 
-fn read_location(location: &Location, options: &IngestOptions, previous: &HashMap<String, (String, Vec<String>)>) -> Plan {
+fn read_location(
+    location: &Location,
+    options: &IngestOptions,
+    previous: &HashMap<String, (String, Vec<String>)>,
+) -> Plan {
     let failed = |message: String| Plan {
         files: Vec::new(),
         unchanged: Vec::new(),
@@ -99,7 +106,9 @@ fn read_location(location: &Location, options: &IngestOptions, previous: &HashMa
         findings: Vec::new(),
     };
     let target = absolute(Path::new(&location.target));
-    if !options.allowed_roots.is_empty() && !inside_roots(&glob_base(&target), &options.allowed_roots) {
+    if !options.allowed_roots.is_empty()
+        && !inside_roots(&glob_base(&target), &options.allowed_roots)
+    {
         return failed(outside_roots_message(&target, &options.allowed_roots));
     }
     // The files the location itself names; `true` when they must hold entities.
@@ -121,7 +130,11 @@ fn read_location(location: &Location, options: &IngestOptions, previous: &HashMa
             let (found, _) = files::find_catalog_files(std::slice::from_ref(&target));
             found.into_iter().map(|f| (f.path, false)).collect()
         }
-        other => return failed(format!("location type \"{other}\" is not supported; use \"file\" or \"dir\"")),
+        other => {
+            return failed(format!(
+                "location type \"{other}\" is not supported; use \"file\" or \"dir\""
+            ));
+        }
     };
 
     let origin = format!("{}:{}", location.kind, location.target);
@@ -159,7 +172,15 @@ fn read_location(location: &Location, options: &IngestOptions, previous: &HashMa
             plan.unchanged.push(key);
             continue;
         }
-        let update = read_file(&path, &key, &text, hash, &origin, options, &mut plan.findings);
+        let update = read_file(
+            &path,
+            &key,
+            &text,
+            hash,
+            &origin,
+            options,
+            &mut plan.findings,
+        );
         if !explicit && update.entities.is_empty() && update.findings.is_empty() {
             // YAML without entities found in a directory: not a catalog file.
             continue;
@@ -188,7 +209,8 @@ fn read_file(
     all_findings: &mut Vec<Finding>,
 ) -> FileUpdate {
     let mut located = Vec::new();
-    let (_, mut findings) = files::visit_catalog_text(text, key, &options.read, |e| located.push(e));
+    let (_, mut findings) =
+        files::visit_catalog_text(text, key, &options.read, |e| located.push(e));
     let dir = path.parent().unwrap_or(Path::new("/"));
     let mut update = FileUpdate {
         path: key.to_owned(),
@@ -198,7 +220,15 @@ fn read_file(
     for e in located {
         let entity = e.entity;
         if entity.kind() == "Location" {
-            follow_targets(&entity, dir, key, e.line, options, &mut update.targets, &mut findings);
+            follow_targets(
+                &entity,
+                dir,
+                key,
+                e.line,
+                options,
+                &mut update.targets,
+                &mut findings,
+            );
         }
         let relations = entity.relations();
         let entity_ref = entity.entity_ref().clone();
@@ -206,11 +236,20 @@ fn read_file(
         if let Some(annotations) = body
             .get_mut("metadata")
             .and_then(Value::as_object_mut)
-            .map(|m| m.entry("annotations").or_insert_with(|| Value::Object(Default::default())))
+            .map(|m| {
+                m.entry("annotations")
+                    .or_insert_with(|| Value::Object(Default::default()))
+            })
             .and_then(Value::as_object_mut)
         {
-            annotations.insert("backstage.io/managed-by-location".into(), format!("file:{key}").into());
-            annotations.insert("backstage.io/managed-by-origin-location".into(), origin.into());
+            annotations.insert(
+                "backstage.io/managed-by-location".into(),
+                format!("file:{key}").into(),
+            );
+            annotations.insert(
+                "backstage.io/managed-by-origin-location".into(),
+                origin.into(),
+            );
         }
         update.entities.push(NewEntity {
             entity_ref,
@@ -223,7 +262,12 @@ fn read_file(
     for f in &findings {
         match f.code {
             FindingCode::InvalidEntity => {
-                if let Some(r) = f.entity.as_deref().filter(|l| !l.contains('?')).and_then(|l| l.parse().ok()) {
+                if let Some(r) = f
+                    .entity
+                    .as_deref()
+                    .filter(|l| !l.contains('?'))
+                    .and_then(|l| l.parse().ok())
+                {
                     invalid.entry(r).or_default().push(serde_json::json!({
                         "type": "backstage.io/catalog-processing",
                         "level": "error",
@@ -237,7 +281,10 @@ fn read_file(
         }
     }
     update.invalid = invalid.into_iter().collect();
-    update.findings = findings.iter().map(|f| serde_json::to_value(f).unwrap_or_default()).collect();
+    update.findings = findings
+        .iter()
+        .map(|f| serde_json::to_value(f).unwrap_or_default())
+        .collect();
     all_findings.extend(findings);
     update
 }
@@ -275,15 +322,21 @@ fn follow_targets(
     };
     for t in listed {
         if let Some(k) = kind.filter(|k| !LOCATION_TYPES.contains(k)) {
-            problem(format!("target \"{t}\" has type \"{k}\", which plinth does not read; use \"file\" or \"dir\""));
+            problem(format!(
+                "target \"{t}\" has type \"{k}\", which plinth does not read; use \"file\" or \"dir\""
+            ));
             continue;
         }
         if t.contains("://") {
-            problem(format!("target \"{t}\" is a URL; plinth reads file and dir targets"));
+            problem(format!(
+                "target \"{t}\" is a URL; plinth reads file and dir targets"
+            ));
             continue;
         }
         let path = absolute(&dir.join(t));
-        if !options.allowed_roots.is_empty() && !inside_roots(&glob_base(&path), &options.allowed_roots) {
+        if !options.allowed_roots.is_empty()
+            && !inside_roots(&glob_base(&path), &options.allowed_roots)
+        {
             problem(outside_roots_message(&path, &options.allowed_roots));
             continue;
         }
@@ -293,7 +346,10 @@ fn follow_targets(
             vec![path]
         } else {
             if !optional {
-                problem(format!("target \"{t}\" does not exist ({})", path.display()));
+                problem(format!(
+                    "target \"{t}\" does not exist ({})",
+                    path.display()
+                ));
             }
             continue;
         };
@@ -331,7 +387,11 @@ fn outside_roots_message(path: &Path, roots: &[PathBuf]) -> String {
     format!(
         "{} is outside the allowed roots ({}); move it there or add its directory to catalog.allowed_roots",
         path.display(),
-        roots.iter().map(|r| absolute(r).display().to_string()).collect::<Vec<_>>().join(", ")
+        roots
+            .iter()
+            .map(|r| absolute(r).display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -358,12 +418,19 @@ fn expand_glob(pattern: &Path) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let mut stack = vec![base.clone()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
-            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
             if meta.is_dir() {
-                if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                if !path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                {
                     stack.push(path);
                 }
             } else {
@@ -392,7 +459,9 @@ fn glob_match(pattern: &[String], path: &[String]) -> bool {
         (Some(p), _) if p == "**" => {
             glob_match(&pattern[1..], path) || (!path.is_empty() && glob_match(pattern, &path[1..]))
         }
-        (Some(p), Some(s)) => segment_match(p.as_bytes(), s.as_bytes()) && glob_match(&pattern[1..], &path[1..]),
+        (Some(p), Some(s)) => {
+            segment_match(p.as_bytes(), s.as_bytes()) && glob_match(&pattern[1..], &path[1..])
+        }
         _ => false,
     }
 }
@@ -400,7 +469,9 @@ fn glob_match(pattern: &[String], path: &[String]) -> bool {
 fn segment_match(p: &[u8], s: &[u8]) -> bool {
     match (p.first(), s.first()) {
         (None, None) => true,
-        (Some(b'*'), _) => segment_match(&p[1..], s) || (!s.is_empty() && segment_match(p, &s[1..])),
+        (Some(b'*'), _) => {
+            segment_match(&p[1..], s) || (!s.is_empty() && segment_match(p, &s[1..]))
+        }
         (Some(b'?'), Some(_)) => segment_match(&p[1..], &s[1..]),
         (Some(a), Some(b)) if a == b => segment_match(&p[1..], &s[1..]),
         _ => false,

@@ -9,7 +9,11 @@ use sqlx::{AssertSqlSafe, SqlitePool};
 use crate::StoreError;
 
 /// `(version, name, sql)`, in order.
-const SQLITE: &[(i64, &str, &str)] = &[(1, "catalog", include_str!("../migrations/sqlite/0001_catalog.sql"))];
+const SQLITE: &[(i64, &str, &str)] = &[(
+    1,
+    "catalog",
+    include_str!("../migrations/sqlite/0001_catalog.sql"),
+)];
 
 pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), StoreError> {
     sqlx::query(
@@ -21,7 +25,9 @@ pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), StoreError> 
     )
     .execute(pool)
     .await?;
-    let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM plinth_migrations").fetch_all(pool).await?;
+    let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM plinth_migrations")
+        .fetch_all(pool)
+        .await?;
     let newest_known = SQLITE.last().map_or(0, |m| m.0);
     if let Some((v,)) = applied.iter().find(|(v,)| *v > newest_known) {
         return Err(StoreError::Schema(format!(

@@ -57,17 +57,36 @@ struct Sql {
 impl Filter {
     fn condition(&self, sql: &mut Sql) {
         let placeholders = vec!["?"; self.values.len()].join(", ");
+        if self.key == "metadata.uid" || self.key == "metadata.etag" {
+            // Kept on the entity row, not in the body.
+            let column = if self.key == "metadata.uid" {
+                "e.uid"
+            } else {
+                "e.etag"
+            };
+            if self.values.is_empty() {
+                sql.text.push_str("1 = 1");
+            } else {
+                sql.text.push_str(&format!("{column} IN ({placeholders})"));
+                sql.binds.extend(self.values.iter().cloned());
+            }
+            return;
+        }
         if let Some(kind) = self.key.strip_prefix("relations.") {
-            sql.text.push_str("e.ref IN (SELECT source_ref FROM relations WHERE type_key = ?");
+            sql.text
+                .push_str("e.ref IN (SELECT source_ref FROM relations WHERE type_key = ?");
             sql.binds.push(kind.to_owned());
             if !self.values.is_empty() {
-                sql.text.push_str(&format!(" AND target_ref IN ({placeholders})"));
+                sql.text
+                    .push_str(&format!(" AND target_ref IN ({placeholders})"));
             }
         } else {
-            sql.text.push_str("e.id IN (SELECT entity_id FROM search WHERE key = ?");
+            sql.text
+                .push_str("e.id IN (SELECT entity_id FROM search WHERE key = ?");
             sql.binds.push(self.key.clone());
             if !self.values.is_empty() {
-                sql.text.push_str(&format!(" AND value IN ({placeholders})"));
+                sql.text
+                    .push_str(&format!(" AND value IN ({placeholders})"));
             }
         }
         sql.binds.extend(self.values.iter().cloned());
@@ -151,7 +170,11 @@ impl Store {
             page = page.bind(b);
         }
         let limit = query.limit.map_or(-1, |l| l as i64);
-        let rows = page.bind(limit).bind(query.offset as i64).fetch_all(&self.pool).await?;
+        let rows = page
+            .bind(limit)
+            .bind(query.offset as i64)
+            .fetch_all(&self.pool)
+            .await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
         Ok(QueryPage {
             entities: self.load_entities(&ids).await?,
@@ -161,7 +184,11 @@ impl Store {
 
     /// For each facet (a search key, or `relations.<type>`), the values among
     /// matching entities with how many entities have each, by value.
-    pub async fn facets(&self, facets: &[String], filter: &[FilterSet]) -> Result<Vec<(String, Vec<(String, u64)>)>, StoreError> {
+    pub async fn facets(
+        &self,
+        facets: &[String],
+        filter: &[FilterSet],
+    ) -> Result<Vec<(String, Vec<(String, u64)>)>, StoreError> {
         let query = EntityQuery {
             filter: filter.to_vec(),
             ..EntityQuery::default()

@@ -8,7 +8,8 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::{EntityRef, Location, LocationRefresh, Store, StoreError, StoredEntity};
 
-const LOCATION_COLUMNS: &str = "id, type, target, created_at, refreshed_at, refresh_status, refresh_message";
+const LOCATION_COLUMNS: &str =
+    "id, type, target, created_at, refreshed_at, refresh_status, refresh_message";
 
 fn location_from_row(r: &SqliteRow) -> Location {
     let at: Option<String> = r.get("refreshed_at");
@@ -19,7 +20,9 @@ fn location_from_row(r: &SqliteRow) -> Location {
         created_at: r.get("created_at"),
         refresh: at.map(|at| LocationRefresh {
             at,
-            status: r.get::<Option<String>, _>("refresh_status").unwrap_or_default(),
+            status: r
+                .get::<Option<String>, _>("refresh_status")
+                .unwrap_or_default(),
             message: r.get("refresh_message"),
         }),
     }
@@ -47,14 +50,20 @@ impl Store {
     }
 
     pub async fn location(&self, id: &str) -> Result<Option<Location>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {LOCATION_COLUMNS} FROM locations WHERE id = ?")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {LOCATION_COLUMNS} FROM locations WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(location_from_row))
     }
 
-    pub async fn location_by_target(&self, kind: &str, target: &str) -> Result<Option<Location>, StoreError> {
+    pub async fn location_by_target(
+        &self,
+        kind: &str,
+        target: &str,
+    ) -> Result<Option<Location>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {LOCATION_COLUMNS} FROM locations WHERE type = ? AND target = ?"
         )))
@@ -82,24 +91,26 @@ impl Store {
     }
 
     pub async fn location_problems(&self, id: &str) -> Result<LocationProblems, StoreError> {
-        let files: Vec<String> =
-            sqlx::query_scalar("SELECT findings FROM location_files WHERE location_id = ? ORDER BY path")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
+        let files: Vec<String> = sqlx::query_scalar(
+            "SELECT findings FROM location_files WHERE location_id = ? ORDER BY path",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
         let mut findings = Vec::new();
         for f in files {
             if let Ok(Value::Array(items)) = serde_json::from_str(&f) {
                 findings.extend(items);
             }
         }
-        let lost = sqlx::query("SELECT ref, file FROM conflicts WHERE location_id = ? ORDER BY ref")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| (r.get("ref"), r.get("file")))
-            .collect();
+        let lost =
+            sqlx::query("SELECT ref, file FROM conflicts WHERE location_id = ? ORDER BY ref")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| (r.get("ref"), r.get("file")))
+                .collect();
         let won = sqlx::query(
             "SELECT c.ref, c.location_id, c.file FROM conflicts c JOIN entities e ON e.ref = c.ref
              WHERE e.location_id = ? ORDER BY c.ref",
@@ -117,7 +128,23 @@ impl Store {
         })
     }
 
-    pub async fn entity_by_ref(&self, entity: &EntityRef) -> Result<Option<StoredEntity>, StoreError> {
+    /// Every entity a location gave, by reference.
+    pub async fn entities_of_location(
+        &self,
+        location_id: &str,
+    ) -> Result<Vec<StoredEntity>, StoreError> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM entities WHERE location_id = ? ORDER BY ref")
+                .bind(location_id)
+                .fetch_all(&self.pool)
+                .await?;
+        self.load_entities(&ids).await
+    }
+
+    pub async fn entity_by_ref(
+        &self,
+        entity: &EntityRef,
+    ) -> Result<Option<StoredEntity>, StoreError> {
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM entities WHERE ref = ?")
             .bind(entity.to_string())
             .fetch_optional(&self.pool)
@@ -140,11 +167,16 @@ impl Store {
     }
 
     /// Entities for each reference, in the same order, `None` where absent.
-    pub async fn entities_by_refs(&self, refs: &[String]) -> Result<Vec<Option<StoredEntity>>, StoreError> {
-        let rows = sqlx::query("SELECT id, ref FROM entities WHERE ref IN (SELECT value FROM json_each(?))")
-            .bind(Value::from(refs.to_vec()).to_string())
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn entities_by_refs(
+        &self,
+        refs: &[String],
+    ) -> Result<Vec<Option<StoredEntity>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, ref FROM entities WHERE ref IN (SELECT value FROM json_each(?))",
+        )
+        .bind(Value::from(refs.to_vec()).to_string())
+        .fetch_all(&self.pool)
+        .await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.get("id")).collect();
         let by_ref: HashMap<String, StoredEntity> = self
             .load_entities(&ids)
@@ -164,13 +196,6 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(id) = id else { return Ok(false) };
-        for sql in [
-            "DELETE FROM relations WHERE origin_id = ?",
-            "DELETE FROM search WHERE entity_id = ?",
-            "DELETE FROM entities WHERE id = ?",
-        ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-        }
         // Its file must be read again for the entity to come back.
         sqlx::query(
             "UPDATE location_files SET hash = '' WHERE (location_id, path) IN (SELECT location_id, file FROM entities WHERE id = ?)",
@@ -178,6 +203,13 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        for sql in [
+            "DELETE FROM relations WHERE origin_id = ?",
+            "DELETE FROM search WHERE entity_id = ?",
+            "DELETE FROM entities WHERE id = ?",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -208,13 +240,18 @@ impl Store {
                     generation: r.get("generation"),
                     location_id: r.get("location_id"),
                     file: r.get("file"),
-                    body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    body: serde_json::from_str(&body)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                     relations: Vec::new(),
-                    status: serde_json::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    status: serde_json::from_str(&status)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 },
             );
         }
-        let refs: HashMap<String, i64> = entities.iter().map(|(id, e)| (e.entity_ref.clone(), *id)).collect();
+        let refs: HashMap<String, i64> = entities
+            .iter()
+            .map(|(id, e)| (e.entity_ref.clone(), *id))
+            .collect();
         let refs_json = Value::from(refs.keys().cloned().collect::<Vec<_>>()).to_string();
 
         let relations = sqlx::query(
@@ -234,7 +271,9 @@ impl Store {
             };
             let (kind, target): (String, String) = (r.get("type"), r.get("target_ref"));
             // A target that is not in the catalog is kept and reported.
-            if r.get::<bool, _>("dangling") && refs.get(&source) == Some(&r.get::<i64, _>("origin_id")) {
+            if r.get::<bool, _>("dangling")
+                && refs.get(&source) == Some(&r.get::<i64, _>("origin_id"))
+            {
                 e.status.push(json!({
                     "type": "plinth.io/dangling-reference",
                     "level": "warning",
@@ -254,7 +293,10 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         for r in &conflicts {
-            let Some(e) = refs.get(&r.get::<String, _>("ref")).and_then(|id| entities.get_mut(id)) else {
+            let Some(e) = refs
+                .get(&r.get::<String, _>("ref"))
+                .and_then(|id| entities.get_mut(id))
+            else {
                 continue;
             };
             e.status.push(json!({

@@ -46,7 +46,11 @@ fn walk(path: &str, value: &Value, rows: &mut Vec<SearchRow>) {
                     primitive => {
                         let text = scalar_text(primitive);
                         if let Some(t) = &text {
-                            rows.push((format!("{path}.{}", t.to_lowercase()), Some("true".into()), Some("true".into())));
+                            rows.push((
+                                format!("{path}.{}", t.to_lowercase()),
+                                Some("true".into()),
+                                Some("true".into()),
+                            ));
                         }
                         rows.push(row(path, text));
                     }
@@ -58,7 +62,11 @@ fn walk(path: &str, value: &Value, rows: &mut Vec<SearchRow>) {
 }
 
 fn row(path: &str, original: Option<String>) -> SearchRow {
-    (path.to_owned(), original.as_ref().map(|o| o.to_lowercase()), original)
+    (
+        path.to_owned(),
+        original.as_ref().map(|o| o.to_lowercase()),
+        original,
+    )
 }
 
 /// A primitive as written, when short enough to index.
@@ -89,7 +97,13 @@ mod tests {
         }));
         let rows: Vec<String> = rows
             .iter()
-            .map(|(k, v, o)| format!("{k}={} ({})", v.as_deref().unwrap_or("<none>"), o.as_deref().unwrap_or("-")))
+            .map(|(k, v, o)| {
+                format!(
+                    "{k}={} ({})",
+                    v.as_deref().unwrap_or("<none>"),
+                    o.as_deref().unwrap_or("-")
+                )
+            })
             .collect();
         assert_eq!(
             rows,

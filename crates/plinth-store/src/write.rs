@@ -62,13 +62,14 @@ impl Store {
     pub async fn add_location(&self, kind: &str, target: &str) -> Result<Location, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let created_at = now();
-        let result = sqlx::query("INSERT INTO locations (id, type, target, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&id)
-            .bind(kind)
-            .bind(target)
-            .bind(&created_at)
-            .execute(&self.pool)
-            .await;
+        let result =
+            sqlx::query("INSERT INTO locations (id, type, target, created_at) VALUES (?, ?, ?, ?)")
+                .bind(&id)
+                .bind(kind)
+                .bind(target)
+                .bind(&created_at)
+                .execute(&self.pool)
+                .await;
         match result {
             Ok(_) => Ok(Location {
                 id,
@@ -107,15 +108,20 @@ impl Store {
     }
 
     /// The files last read for a location: path to content hash and targets.
-    pub async fn location_files(&self, location_id: &str) -> Result<HashMap<String, (String, Vec<String>)>, StoreError> {
-        let rows = sqlx::query("SELECT path, hash, targets FROM location_files WHERE location_id = ?")
-            .bind(location_id)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn location_files(
+        &self,
+        location_id: &str,
+    ) -> Result<HashMap<String, (String, Vec<String>)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT path, hash, targets FROM location_files WHERE location_id = ?")
+                .bind(location_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 let targets: String = r.get("targets");
-                let targets = serde_json::from_str(&targets).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let targets = serde_json::from_str(&targets)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 Ok((r.get("path"), (r.get("hash"), targets)))
             })
             .collect()
@@ -177,29 +183,39 @@ async fn apply_files(
         unchanged: unchanged.len(),
         ..RefreshSummary::default()
     };
-    let known: Vec<String> = sqlx::query_scalar("SELECT path FROM location_files WHERE location_id = ?")
-        .bind(location_id)
-        .fetch_all(&mut **tx)
-        .await?;
+    let known: Vec<String> =
+        sqlx::query_scalar("SELECT path FROM location_files WHERE location_id = ?")
+            .bind(location_id)
+            .fetch_all(&mut **tx)
+            .await?;
     let present: HashSet<&str> = files
         .iter()
         .map(|f| f.path.as_str())
         .chain(unchanged.iter().map(String::as_str))
         .collect();
-    let gone: Vec<&String> = known.iter().filter(|p| !present.contains(p.as_str())).collect();
+    let gone: Vec<&String> = known
+        .iter()
+        .filter(|p| !present.contains(p.as_str()))
+        .collect();
     // Files whose entities may be removed: gone ones, and changed ones that
     // were read whole.
     let replaced: HashSet<&str> = gone
         .iter()
         .map(|p| p.as_str())
-        .chain(files.iter().filter(|f| !f.incomplete).map(|f| f.path.as_str()))
+        .chain(
+            files
+                .iter()
+                .filter(|f| !f.incomplete)
+                .map(|f| f.path.as_str()),
+        )
         .collect();
 
     // Everything this location holds now.
-    let rows = sqlx::query("SELECT id, ref, file, body, generation FROM entities WHERE location_id = ?")
-        .bind(location_id)
-        .fetch_all(&mut **tx)
-        .await?;
+    let rows =
+        sqlx::query("SELECT id, ref, file, body, generation FROM entities WHERE location_id = ?")
+            .bind(location_id)
+            .fetch_all(&mut **tx)
+            .await?;
     let mut mine: HashMap<String, Existing> = rows
         .iter()
         .map(|r| {
@@ -259,7 +275,13 @@ async fn apply_files(
                     summary.unchanged += 1;
                 }
                 Some(old) => {
-                    updates.push(json!([old.id, file.path, new_etag(), old.generation + 1, body]));
+                    updates.push(json!([
+                        old.id,
+                        file.path,
+                        new_etag(),
+                        old.generation + 1,
+                        body
+                    ]));
                     rewritten.push((old.id, e));
                     summary.updated += 1;
                 }
@@ -320,11 +342,14 @@ async fn apply_files(
         .bind(Value::from(rows).to_string())
         .fetch_all(&mut **tx)
         .await?;
-        let ids: HashMap<String, i64> = inserted.iter().map(|r| (r.get("ref"), r.get("id"))).collect();
+        let ids: HashMap<String, i64> = inserted
+            .iter()
+            .map(|r| (r.get("ref"), r.get("id")))
+            .collect();
         for (e, _) in chunk {
-            let id = *ids
-                .get(&e.entity_ref.to_string())
-                .ok_or_else(|| StoreError::Corrupt(format!("insert of {} returned no id", e.entity_ref)))?;
+            let id = *ids.get(&e.entity_ref.to_string()).ok_or_else(|| {
+                StoreError::Corrupt(format!("insert of {} returned no id", e.entity_ref))
+            })?;
             rewritten.push((id, e));
             summary.added += 1;
         }
@@ -343,7 +368,11 @@ async fn apply_files(
     }
 
     // Conflicts are recomputed for every file read now.
-    let reread: Vec<&str> = files.iter().map(|f| f.path.as_str()).chain(gone.iter().map(|p| p.as_str())).collect();
+    let reread: Vec<&str> = files
+        .iter()
+        .map(|f| f.path.as_str())
+        .chain(gone.iter().map(|p| p.as_str()))
+        .collect();
     for chunk in reread.chunks(CHUNK) {
         sqlx::query("DELETE FROM conflicts WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))")
             .bind(location_id)
@@ -370,7 +399,14 @@ async fn apply_files(
     }
     let file_rows: Vec<Value> = files
         .iter()
-        .map(|f| json!([f.path, f.hash, Value::from(f.findings.clone()).to_string(), Value::from(f.targets.clone()).to_string()]))
+        .map(|f| {
+            json!([
+                f.path,
+                f.hash,
+                Value::from(f.findings.clone()).to_string(),
+                Value::from(f.targets.clone()).to_string()
+            ])
+        })
         .collect();
     for chunk in file_rows.chunks(CHUNK) {
         sqlx::query(
@@ -387,7 +423,10 @@ async fn apply_files(
 }
 
 /// Replaces the relations and search rows of rewritten entities.
-async fn write_index(tx: &mut Transaction<'static, Sqlite>, rewritten: &[(i64, &NewEntity)]) -> Result<(), StoreError> {
+async fn write_index(
+    tx: &mut Transaction<'static, Sqlite>,
+    rewritten: &[(i64, &NewEntity)],
+) -> Result<(), StoreError> {
     for chunk in rewritten.chunks(CHUNK) {
         let ids = Value::from(chunk.iter().map(|(id, _)| *id).collect::<Vec<_>>()).to_string();
         sqlx::query("DELETE FROM relations WHERE origin_id IN (SELECT value FROM json_each(?))")
@@ -412,11 +451,26 @@ async fn write_index(tx: &mut Transaction<'static, Sqlite>, rewritten: &[(i64, &
             ]);
         }
         for (k, v, original) in search_rows(&e.body) {
-            search.push([Param::Int(*id), Param::Text(Some(k)), Param::Text(v), Param::Text(original)]);
+            search.push([
+                Param::Int(*id),
+                Param::Text(Some(k)),
+                Param::Text(v),
+                Param::Text(original),
+            ]);
         }
     }
-    insert_rows(tx, "relations (origin_id, source_ref, type, type_key, target_ref)", &relations).await?;
-    insert_rows(tx, "search (entity_id, key, value, original_value)", &search).await?;
+    insert_rows(
+        tx,
+        "relations (origin_id, source_ref, type, type_key, target_ref)",
+        &relations,
+    )
+    .await?;
+    insert_rows(
+        tx,
+        "search (entity_id, key, value, original_value)",
+        &search,
+    )
+    .await?;
     Ok(())
 }
 
@@ -435,7 +489,10 @@ async fn insert_rows<const N: usize>(
     const MAX_PARAMS: usize = 32_000;
     let row_sql = format!("({})", vec!["?"; N].join(", "));
     for chunk in rows.chunks(MAX_PARAMS / N) {
-        let sql = format!("INSERT INTO {table} VALUES {}", vec![row_sql.as_str(); chunk.len()].join(", "));
+        let sql = format!(
+            "INSERT INTO {table} VALUES {}",
+            vec![row_sql.as_str(); chunk.len()].join(", ")
+        );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
             for p in row {
@@ -450,7 +507,10 @@ async fn insert_rows<const N: usize>(
     Ok(())
 }
 
-async fn delete_entities(tx: &mut Transaction<'static, Sqlite>, ids: &[i64]) -> Result<(), StoreError> {
+async fn delete_entities(
+    tx: &mut Transaction<'static, Sqlite>,
+    ids: &[i64],
+) -> Result<(), StoreError> {
     for chunk in ids.chunks(CHUNK) {
         let ids = Value::from(chunk.to_vec()).to_string();
         for sql in [

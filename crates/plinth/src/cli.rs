@@ -22,9 +22,40 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the catalog service: the Backstage-compatible API on one port.
+    Serve(ServeArgs),
     /// Work with catalog files and the software catalog.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(
+        long,
+        env = "PLINTH_LISTEN",
+        default_value = "127.0.0.1:7007",
+        value_name = "ADDR:PORT"
+    )]
+    pub listen: String,
+
+    /// Where plinth keeps its database and working files. Default: the
+    /// user's data directory ($XDG_DATA_HOME/plinth or ~/.local/share/plinth).
+    #[arg(long, env = "PLINTH_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Register a location at start: a catalog file, a glob, or a directory
+    /// (repeatable). Its directory becomes an allowed root.
+    #[arg(long = "catalog", value_name = "PATH")]
+    pub catalogs: Vec<PathBuf>,
+
+    /// Load the example organisation, ready to browse.
+    #[arg(long)]
+    pub demo: bool,
+
+    #[command(flatten)]
+    pub catalog: CatalogFlags,
 }
 
 #[derive(Debug, Subcommand)]

@@ -28,6 +28,12 @@ pub struct CatalogConfig {
     pub kinds: Vec<String>,
     /// Largest catalog file read: a byte count or a size such as "16MiB".
     pub max_file_size: Option<Size>,
+    /// Directories that file and dir locations must stay inside. Default:
+    /// the directory plinth starts in.
+    #[serde(default)]
+    pub allowed_roots: Vec<PathBuf>,
+    /// Seconds between scheduled refreshes of every location.
+    pub refresh_interval_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

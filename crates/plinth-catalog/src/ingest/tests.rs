@@ -26,7 +26,11 @@ impl Fixture {
             allowed_roots: vec![dir.join("repo")],
             ..IngestOptions::default()
         };
-        Fixture { dir, store, options }
+        Fixture {
+            dir,
+            store,
+            options,
+        }
     }
 
     fn write(&self, rel: &str, text: &str) -> String {
@@ -37,12 +41,19 @@ impl Fixture {
     }
 
     async fn register(&self, kind: &str, rel: &str) -> Location {
-        let target = check_location(kind, &self.dir.join("repo").join(rel).display().to_string(), &self.options).unwrap();
+        let target = check_location(
+            kind,
+            &self.dir.join("repo").join(rel).display().to_string(),
+            &self.options,
+        )
+        .unwrap();
         self.store.add_location(kind, &target).await.unwrap()
     }
 
     async fn refresh(&self, location: &Location) -> RefreshReport {
-        refresh_location(&self.store, location, &self.options).await.unwrap()
+        refresh_location(&self.store, location, &self.options)
+            .await
+            .unwrap()
     }
 
     async fn entity(&self, r: &str) -> Option<StoredEntity> {
@@ -50,7 +61,11 @@ impl Fixture {
     }
 
     async fn refs(&self) -> Vec<String> {
-        let page = self.store.query_entities(&EntityQuery::default()).await.unwrap();
+        let page = self
+            .store
+            .query_entities(&EntityQuery::default())
+            .await
+            .unwrap();
         page.entities.into_iter().map(|e| e.entity_ref).collect()
     }
 }
@@ -68,7 +83,9 @@ fn component(name: &str, owner: &str) -> String {
 }
 
 fn group(name: &str) -> String {
-    format!("apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: {name}\nspec:\n  type: team\n  children: []\n")
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: {name}\nspec:\n  type: team\n  children: []\n"
+    )
 }
 
 #[tokio::test]
@@ -84,19 +101,34 @@ async fn a_location_and_its_targets_are_ingested_with_relations() {
     let report = f.refresh(&loc).await;
     assert_eq!(report.outcome, RefreshOutcome::Ok);
     assert_eq!(report.summary.added, 3);
-    assert_eq!(f.refs().await, ["component:default/a", "group:default/team-a", "location:default/root"]);
+    assert_eq!(
+        f.refs().await,
+        [
+            "component:default/a",
+            "group:default/team-a",
+            "location:default/root"
+        ]
+    );
 
     // Relations are visible from both ends as soon as the refresh returns.
     let a = f.entity("component:default/a").await.unwrap();
-    assert_eq!(a.relations, [("ownedBy".to_string(), "group:default/team-a".to_string())]);
+    assert_eq!(
+        a.relations,
+        [("ownedBy".to_string(), "group:default/team-a".to_string())]
+    );
     let team = f.entity("group:default/team-a").await.unwrap();
-    assert_eq!(team.relations, [("ownerOf".to_string(), "component:default/a".to_string())]);
+    assert_eq!(
+        team.relations,
+        [("ownerOf".to_string(), "component:default/a".to_string())]
+    );
     let json = a.to_api_json();
     assert_eq!(json["metadata"]["namespace"], "default");
-    assert!(json["metadata"]["annotations"]["backstage.io/managed-by-location"]
-        .as_str()
-        .unwrap()
-        .ends_with("/repo/a/catalog-info.yaml"));
+    assert!(
+        json["metadata"]["annotations"]["backstage.io/managed-by-location"]
+            .as_str()
+            .unwrap()
+            .ends_with("/repo/a/catalog-info.yaml")
+    );
     assert_eq!(json["metadata"]["uid"], a.uid.as_str());
 }
 
@@ -108,9 +140,15 @@ async fn an_unchanged_refresh_changes_nothing() {
     f.refresh(&loc).await;
     let before = f.entity("component:default/a").await.unwrap();
     let report = f.refresh(&loc).await;
-    assert_eq!(report.summary.added + report.summary.updated + report.summary.removed, 0);
+    assert_eq!(
+        report.summary.added + report.summary.updated + report.summary.removed,
+        0
+    );
     assert_eq!(report.summary.unchanged, 1);
-    assert_eq!(f.entity("component:default/a").await.unwrap().etag, before.etag);
+    assert_eq!(
+        f.entity("component:default/a").await.unwrap().etag,
+        before.etag
+    );
     // A change gives a new etag and generation, same uid.
     f.write("catalog-info.yaml", &component("a", "team-b"));
     let report = f.refresh(&loc).await;
@@ -119,67 +157,138 @@ async fn an_unchanged_refresh_changes_nothing() {
     assert_eq!(after.uid, before.uid);
     assert_ne!(after.etag, before.etag);
     assert_eq!(after.generation, 2);
-    assert_eq!(after.relations, [("ownedBy".to_string(), "group:default/team-b".to_string())]);
+    assert_eq!(
+        after.relations,
+        [("ownedBy".to_string(), "group:default/team-b".to_string())]
+    );
 }
 
 #[tokio::test]
 async fn an_invalid_update_keeps_the_last_valid_version() {
     let f = Fixture::new().await;
-    f.write("catalog-info.yaml", &format!("{}---\n{}", component("a", "team-a"), component("b", "team-a")));
+    f.write(
+        "catalog-info.yaml",
+        &format!(
+            "{}---\n{}",
+            component("a", "team-a"),
+            component("b", "team-a")
+        ),
+    );
     let loc = f.register("file", "catalog-info.yaml").await;
     f.refresh(&loc).await;
     // `a` loses its owner; `b` is fine and changes.
     f.write(
         "catalog-info.yaml",
-        &format!("{}---\n{}", component("a", "team-a").replace("  owner: team-a\n", ""), component("b", "team-b")),
+        &format!(
+            "{}---\n{}",
+            component("a", "team-a").replace("  owner: team-a\n", ""),
+            component("b", "team-b")
+        ),
     );
     let report = f.refresh(&loc).await;
     assert!(matches!(report.outcome, RefreshOutcome::Problems(_)));
     let a = f.entity("component:default/a").await.unwrap();
-    assert_eq!(a.body["spec"]["owner"], "team-a", "the last valid version stays");
+    assert_eq!(
+        a.body["spec"]["owner"], "team-a",
+        "the last valid version stays"
+    );
     let errors: Vec<_> = a.status.iter().filter(|s| s["level"] == "error").collect();
     assert_eq!(errors.len(), 1, "{:?}", a.status);
     assert_eq!(errors[0]["type"], "backstage.io/catalog-processing");
-    assert!(errors[0]["message"].as_str().unwrap().contains("spec.owner: is required"), "{errors:?}");
-    assert_eq!(f.entity("component:default/b").await.unwrap().body["spec"]["owner"], "team-b");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.owner: is required"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        f.entity("component:default/b").await.unwrap().body["spec"]["owner"],
+        "team-b"
+    );
     // The problem shows on the location too.
     let problems = f.store.location_problems(&loc.id).await.unwrap();
     assert_eq!(problems.findings.len(), 1);
     assert_eq!(problems.findings[0]["field"], "spec.owner");
     // Fixing it clears the status.
-    f.write("catalog-info.yaml", &format!("{}---\n{}", component("a", "team-c"), component("b", "team-b")));
+    f.write(
+        "catalog-info.yaml",
+        &format!(
+            "{}---\n{}",
+            component("a", "team-c"),
+            component("b", "team-b")
+        ),
+    );
     f.refresh(&loc).await;
     let a = f.entity("component:default/a").await.unwrap();
-    assert!(a.status.iter().all(|s| s["level"] != "error"), "{:?}", a.status);
+    assert!(
+        a.status.iter().all(|s| s["level"] != "error"),
+        "{:?}",
+        a.status
+    );
     assert_eq!(a.body["spec"]["owner"], "team-c");
 }
 
 #[tokio::test]
 async fn a_broken_document_removes_nothing() {
     let f = Fixture::new().await;
-    f.write("catalog-info.yaml", &format!("{}---\n{}", component("a", "team-a"), component("b", "team-a")));
+    f.write(
+        "catalog-info.yaml",
+        &format!(
+            "{}---\n{}",
+            component("a", "team-a"),
+            component("b", "team-a")
+        ),
+    );
     let loc = f.register("file", "catalog-info.yaml").await;
     f.refresh(&loc).await;
-    f.write("catalog-info.yaml", &format!("{}---\nmetadata: [unclosed\n", component("a", "team-a")));
+    f.write(
+        "catalog-info.yaml",
+        &format!("{}---\nmetadata: [unclosed\n", component("a", "team-a")),
+    );
     f.refresh(&loc).await;
-    assert_eq!(f.refs().await, ["component:default/a", "component:default/b"]);
+    assert_eq!(
+        f.refs().await,
+        ["component:default/a", "component:default/b"]
+    );
 }
 
 #[tokio::test]
 async fn vanished_entities_and_files_are_removed() {
     let f = Fixture::new().await;
-    f.write("a.yaml", &format!("{}---\n{}", component("a", "team-a"), component("b", "team-a")));
+    f.write(
+        "a.yaml",
+        &format!(
+            "{}---\n{}",
+            component("a", "team-a"),
+            component("b", "team-a")
+        ),
+    );
     f.write("c.yaml", &component("c", "team-a"));
     let loc = f.register("dir", ".").await;
     f.refresh(&loc).await;
-    assert_eq!(f.refs().await, ["component:default/a", "component:default/b", "component:default/c"]);
+    assert_eq!(
+        f.refs().await,
+        [
+            "component:default/a",
+            "component:default/b",
+            "component:default/c"
+        ]
+    );
     f.write("a.yaml", &component("a", "team-a"));
     std::fs::remove_file(f.dir.join("repo/c.yaml")).unwrap();
     let report = f.refresh(&loc).await;
     assert_eq!(report.summary.removed, 2);
     assert_eq!(f.refs().await, ["component:default/a"]);
     // The reverse relations they gave are gone too.
-    assert!(f.entity("component:default/a").await.unwrap().relations.len() == 1);
+    assert!(
+        f.entity("component:default/a")
+            .await
+            .unwrap()
+            .relations
+            .len()
+            == 1
+    );
 }
 
 #[tokio::test]
@@ -196,7 +305,14 @@ async fn the_first_location_keeps_a_conflicting_entity() {
     assert_eq!(shared.body["spec"]["owner"], "team-one");
     assert_eq!(shared.location_id, one.id);
     // The conflict shows on the entity, and on both locations.
-    assert!(shared.status.iter().any(|s| s["type"] == "plinth.io/conflict"), "{:?}", shared.status);
+    assert!(
+        shared
+            .status
+            .iter()
+            .any(|s| s["type"] == "plinth.io/conflict"),
+        "{:?}",
+        shared.status
+    );
     let lost = f.store.location_problems(&two.id).await.unwrap();
     assert_eq!(lost.lost_conflicts.len(), 1);
     let won = f.store.location_problems(&one.id).await.unwrap();
@@ -216,12 +332,26 @@ async fn targets_outside_the_allowed_roots_are_refused() {
     let report = f.refresh(&loc).await;
     let messages: Vec<&str> = report.findings.iter().map(|f| f.message.as_str()).collect();
     assert_eq!(messages.len(), 2, "{messages:?}");
-    assert!(messages.iter().all(|m| m.contains("is outside the allowed roots")), "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.contains("is outside the allowed roots")),
+        "{messages:?}"
+    );
     assert_eq!(f.refs().await, ["location:default/escape"]);
     // Registering outside the roots is refused up front.
-    let err = check_location("file", &f.dir.join("secret.yaml").display().to_string(), &f.options).unwrap_err();
+    let err = check_location(
+        "file",
+        &f.dir.join("secret.yaml").display().to_string(),
+        &f.options,
+    )
+    .unwrap_err();
     assert!(err.contains("is outside the allowed roots"), "{err}");
-    assert!(check_location("url", "https://example.com/x.yaml", &f.options).unwrap_err().contains("not supported"));
+    assert!(
+        check_location("url", "https://example.com/x.yaml", &f.options)
+            .unwrap_err()
+            .contains("not supported")
+    );
 }
 
 #[tokio::test]
@@ -231,7 +361,10 @@ async fn missing_and_dangling_references_are_reported_not_dropped() {
     let loc = f.register("file", "catalog-info.yaml").await;
     f.refresh(&loc).await;
     let a = f.entity("component:default/a").await.unwrap();
-    assert_eq!(a.relations, [("ownedBy".to_string(), "group:default/nobody".to_string())]);
+    assert_eq!(
+        a.relations,
+        [("ownedBy".to_string(), "group:default/nobody".to_string())]
+    );
     assert_eq!(a.status.len(), 1);
     assert_eq!(a.status[0]["type"], "plinth.io/dangling-reference");
     // A missing root file fails the refresh and keeps the entities.
@@ -249,7 +382,10 @@ async fn globs_match_files() {
     f.write("services/c/other.yaml", &component("c", "t"));
     let loc = f.register("file", "services/**/catalog-info.yaml").await;
     f.refresh(&loc).await;
-    assert_eq!(f.refs().await, ["component:default/a", "component:default/b"]);
+    assert_eq!(
+        f.refs().await,
+        ["component:default/a", "component:default/b"]
+    );
 }
 
 #[tokio::test]

@@ -6,10 +6,12 @@ use crate::cli::{CatalogCommand, Cli, Command};
 use crate::config::Config;
 
 mod catalog_validate;
+mod serve;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
+        Command::Serve(args) => serve::run(&config, &args),
         Command::Catalog(CatalogCommand::Validate(args)) => catalog_validate::run(&config, &args),
     }
 }

@@ -1,0 +1,452 @@
+//! `/api/catalog` handlers, shaped as Backstage's catalog backend answers.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use plinth_catalog::ingest::{self, refresh_location};
+use plinth_model::{EntityRef, RefDefaults};
+use plinth_store::{EntityQuery, Location, StoredEntity};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::params::{self, all, one};
+
+/// The fields searched by `fullTextFilterTerm` when no fields and no order
+/// are given.
+const DEFAULT_FULL_TEXT_FIELDS: [&str; 3] = [
+    "metadata.name",
+    "metadata.title",
+    "spec.profile.displayname",
+];
+
+/// Largest page when a client asks for none: unbounded lists are how
+/// Backstage installs fall over (100 MB answers at 40,000 entities).
+const DEFAULT_QUERY_LIMIT: u64 = 20;
+
+fn entity_json(e: &StoredEntity, fields: &[String]) -> Value {
+    params::project(e.to_api_json(), fields)
+}
+
+/// `GET /entities?filter=&fields=&order=&offset=&limit=&after=`
+pub async fn get_entities(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = params::pairs(raw.as_deref());
+    let fields = params::fields(all(&p, "fields"));
+    let mut query = EntityQuery {
+        filter: params::filter_sets(all(&p, "filter"))?,
+        order: params::order_param(all(&p, "order"))?,
+        offset: params::number(&p, "offset")?.unwrap_or(0),
+        limit: params::number(&p, "limit")?,
+        full_text: None,
+    };
+    // `after` continues a listing: the cursor holds the whole query.
+    if let Some(after) = one(&p, "after") {
+        query = params::decode_cursor(after)?;
+    }
+    let page = state.store.query_entities(&query).await?;
+    let items: Vec<Value> = page
+        .entities
+        .iter()
+        .map(|e| entity_json(e, &fields))
+        .collect();
+    let mut headers = HeaderMap::new();
+    if let Some(limit) = query.limit
+        && query.offset + limit < page.total
+    {
+        let next = EntityQuery {
+            offset: query.offset + limit,
+            ..query.clone()
+        };
+        let link = format!("?after={}", params::encode_cursor(&next));
+        if let Ok(v) = HeaderValue::from_str(&format!("<{link}>; rel=\"next\"")) {
+            headers.insert(header::LINK, v);
+        }
+    }
+    Ok((headers, Json(items)).into_response())
+}
+
+/// `GET /entities/by-query`: cursor pagination with `totalItems`.
+pub async fn query_entities(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = params::pairs(raw.as_deref());
+    let fields = params::fields(all(&p, "fields"));
+    let limit = params::number(&p, "limit")?;
+    let query = match one(&p, "cursor") {
+        Some(cursor) => {
+            let mut q = params::decode_cursor(cursor)?;
+            if let Some(l) = limit {
+                q.limit = Some(l);
+            }
+            q
+        }
+        None => {
+            let order = params::order_field(all(&p, "orderField"))?;
+            let full_text = one(&p, "fullTextFilterTerm")
+                .filter(|t| !t.trim().is_empty())
+                .map(|term| {
+                    let mut fields = params::fields(all(&p, "fullTextFilterFields"));
+                    if fields.is_empty() {
+                        fields = match order.first() {
+                            Some(o) => vec![o.field.clone()],
+                            None => DEFAULT_FULL_TEXT_FIELDS
+                                .iter()
+                                .map(|f| (*f).to_owned())
+                                .collect(),
+                        };
+                    }
+                    (
+                        term.to_owned(),
+                        fields.iter().map(|f| f.to_lowercase()).collect(),
+                    )
+                });
+            EntityQuery {
+                filter: params::filter_sets(all(&p, "filter"))?,
+                order,
+                full_text,
+                offset: params::number(&p, "offset")?.unwrap_or(0),
+                limit: Some(limit.unwrap_or(DEFAULT_QUERY_LIMIT)),
+            }
+        }
+    };
+    let page = state.store.query_entities(&query).await?;
+    let limit = query.limit.unwrap_or(DEFAULT_QUERY_LIMIT);
+    let mut page_info = serde_json::Map::new();
+    if query.offset + limit < page.total {
+        let next = EntityQuery {
+            offset: query.offset + limit,
+            ..query.clone()
+        };
+        page_info.insert("nextCursor".into(), params::encode_cursor(&next).into());
+    }
+    if query.offset > 0 {
+        let prev = EntityQuery {
+            offset: query.offset.saturating_sub(limit),
+            ..query.clone()
+        };
+        page_info.insert("prevCursor".into(), params::encode_cursor(&prev).into());
+    }
+    Ok(Json(json!({
+        "items": page.entities.iter().map(|e| entity_json(e, &fields)).collect::<Vec<_>>(),
+        "totalItems": page.total,
+        "pageInfo": page_info,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ByRefs {
+    entity_refs: Vec<String>,
+    #[serde(default)]
+    fields: Vec<String>,
+}
+
+/// `POST /entities/by-refs`: one item per reference, `null` where absent.
+pub async fn entities_by_refs(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    body: Result<Json<ByRefs>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::input(format!("body must be {{\"entityRefs\": [...]}}: {e}")))?;
+    let p = params::pairs(raw.as_deref());
+    let mut fields = body.fields;
+    fields.extend(params::fields(all(&p, "fields")));
+    let refs: Vec<String> = body
+        .entity_refs
+        .iter()
+        .map(|r| {
+            EntityRef::parse(r, RefDefaults::default())
+                .map(|r| r.to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    let found = state.store.entities_by_refs(&refs).await?;
+    let filter = params::filter_sets(all(&p, "filter"))?;
+    let mut items = Vec::with_capacity(found.len());
+    for e in found {
+        let keep = match &e {
+            Some(e) if !filter.is_empty() => {
+                // Filters apply per entity: check membership through the store.
+                let q = EntityQuery {
+                    filter: filter
+                        .iter()
+                        .map(|set| {
+                            let mut set = set.clone();
+                            set.push(plinth_store::Filter {
+                                key: "metadata.uid".into(),
+                                values: vec![e.uid.to_lowercase()],
+                            });
+                            set
+                        })
+                        .collect(),
+                    limit: Some(1),
+                    ..EntityQuery::default()
+                };
+                state.store.query_entities(&q).await?.total > 0
+            }
+            Some(_) => true,
+            None => false,
+        };
+        items.push(match e {
+            Some(e) if keep => entity_json(&e, &fields),
+            _ => Value::Null,
+        });
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+pub async fn entity_by_name(
+    State(state): State<AppState>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let r = EntityRef::new(&kind, &namespace, &name);
+    match state.store.entity_by_ref(&r).await? {
+        Some(e) => Ok(Json(e.to_api_json())),
+        None => Err(ApiError::not_found(format!(
+            "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
+        ))),
+    }
+}
+
+pub async fn entity_by_uid(
+    State(state): State<AppState>,
+    Path(uid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match state.store.entity_by_uid(&uid).await? {
+        Some(e) => Ok(Json(e.to_api_json())),
+        None => Err(ApiError::not_found(format!("No entity with uid {uid}"))),
+    }
+}
+
+/// `DELETE /entities/by-uid/{uid}`: 204 whether or not it existed.
+pub async fn delete_entity_by_uid(
+    State(state): State<AppState>,
+    Path(uid): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.store.delete_entity_by_uid(&uid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /entity-facets?facet=kind&facet=spec.type&filter=`
+pub async fn entity_facets(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = params::pairs(raw.as_deref());
+    let facets: Vec<String> = all(&p, "facet").map(str::to_owned).collect();
+    if facets.is_empty() {
+        return Err(ApiError::input(
+            "name at least one facet, for example ?facet=kind",
+        ));
+    }
+    let filter = params::filter_sets(all(&p, "filter"))?;
+    let result = state.store.facets(&facets, &filter).await?;
+    let mut out = serde_json::Map::new();
+    for (facet, values) in result {
+        out.insert(
+            facet,
+            values
+                .into_iter()
+                .map(|(value, count)| json!({"value": value, "count": count}))
+                .collect(),
+        );
+    }
+    Ok(Json(json!({ "facets": out })))
+}
+
+fn location_json(l: &Location) -> Value {
+    json!({"id": l.id, "type": l.kind, "target": l.target})
+}
+
+pub async fn get_locations(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let locations = state.store.locations().await?;
+    Ok(Json(
+        locations
+            .iter()
+            .map(|l| json!({"data": location_json(l)}))
+            .collect(),
+    ))
+}
+
+pub async fn get_location(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match state.store.location(&id).await? {
+        Some(l) => Ok(Json(location_json(&l))),
+        None => Err(ApiError::not_found(format!(
+            "Found no location with ID {id}"
+        ))),
+    }
+}
+
+/// plinth's addition: a location's last refresh, findings and conflicts.
+pub async fn location_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(location) = state.store.location(&id).await? else {
+        return Err(ApiError::not_found(format!(
+            "Found no location with ID {id}"
+        )));
+    };
+    let problems = state.store.location_problems(&id).await?;
+    Ok(Json(json!({
+        "location": location_json(&location),
+        "refresh": location.refresh,
+        "findings": problems.findings,
+        "conflicts": problems.lost_conflicts.iter().map(|(r, file)| json!({
+            "entityRef": r, "file": file,
+            "message": format!("{r} is defined here and by another location, which keeps it"),
+        })).chain(problems.won_conflicts.iter().map(|(r, other, file)| json!({
+            "entityRef": r, "otherLocationId": other, "file": file,
+            "message": format!("{r} is also defined in {file}; this location keeps it"),
+        }))).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct NewLocation {
+    #[serde(rename = "type")]
+    kind: String,
+    target: String,
+}
+
+/// `POST /locations[?dryRun=true]`: registers, refreshes at once, and
+/// answers with the entities now visible.
+pub async fn add_location(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    body: Result<Json<NewLocation>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| {
+        ApiError::input(format!(
+            "body must be {{\"type\": ..., \"target\": ...}}: {e}"
+        ))
+    })?;
+    let p = params::pairs(raw.as_deref());
+    let dry_run = one(&p, "dryRun").is_some_and(|v| v == "true");
+    let target =
+        ingest::check_location(&body.kind, &body.target, &state.ingest).map_err(ApiError::input)?;
+    let existing = state.store.location_by_target(&body.kind, &target).await?;
+    if dry_run {
+        let scratch = plinth_store::Store::open_in_memory().await?;
+        let location = scratch.add_location(&body.kind, &target).await?;
+        refresh_location(&scratch, &location, &state.ingest).await?;
+        let page = scratch.query_entities(&EntityQuery::default()).await?;
+        return Ok(Json(json!({
+            "location": location_json(existing.as_ref().unwrap_or(&location)),
+            "entities": page.entities.iter().map(StoredEntity::to_api_json).collect::<Vec<_>>(),
+            "exists": existing.is_some(),
+        }))
+        .into_response());
+    }
+    if existing.is_some() {
+        return Err(ApiError::conflict(format!(
+            "Location {}:{target} already exists",
+            body.kind
+        )));
+    }
+    let location = state.store.add_location(&body.kind, &target).await?;
+    let _guard = state.refresh_lock.lock().await;
+    refresh_location(&state.store, &location, &state.ingest).await?;
+    let page = state.store.entities_of_location(&location.id).await?;
+    let entities: Vec<Value> = page.iter().map(StoredEntity::to_api_json).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"location": location_json(&location), "entities": entities})),
+    )
+        .into_response())
+}
+
+/// `DELETE /locations/{id}`: the location and every entity it gave.
+pub async fn delete_location(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let _guard = state.refresh_lock.lock().await;
+    if state.store.delete_location(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "Found no location with ID {id}"
+        )))
+    }
+}
+
+pub async fn location_by_entity(
+    State(state): State<AppState>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let r = EntityRef::new(&kind, &namespace, &name);
+    match state.store.location_of(&r).await? {
+        Some(l) => Ok(Json(location_json(&l))),
+        None => Err(ApiError::not_found(format!("found no location for {r}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshRequest {
+    entity_ref: String,
+}
+
+/// `POST /refresh {entityRef}`: refreshes the entity's location now; when
+/// it returns, the new state is visible.
+pub async fn refresh(
+    State(state): State<AppState>,
+    body: Result<Json<RefreshRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::input(format!("body must be {{\"entityRef\": ...}}: {e}")))?;
+    let r = EntityRef::parse(&body.entity_ref, RefDefaults::default())
+        .map_err(|e| ApiError::input(e.to_string()))?;
+    let Some(location) = state.store.location_of(&r).await? else {
+        return Err(ApiError::not_found(format!("No entity {r} found")));
+    };
+    let _guard = state.refresh_lock.lock().await;
+    refresh_location(&state.store, &location, &state.ingest).await?;
+    Ok(StatusCode::OK)
+}
+
+/// `location` is accepted for compatibility; validation does not need it.
+#[derive(Deserialize)]
+pub struct ValidateRequest {
+    entity: Value,
+}
+
+/// `POST /validate-entity {location, entity}`: 200, or 400 with every
+/// problem, each with its JSON pointer.
+pub async fn validate_entity(
+    State(state): State<AppState>,
+    body: Result<Json<ValidateRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| {
+        ApiError::input(format!(
+            "body must be {{\"location\": ..., \"entity\": {{...}}}}: {e}"
+        ))
+    })?;
+    Ok(
+        match plinth_model::validate_entity(body.entity, &state.ingest.read.kinds) {
+            Ok(_) => StatusCode::OK.into_response(),
+            Err(invalid) => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({
+                    "errors": invalid.problems.iter().map(|p| json!({
+                        "name": "InputError",
+                        "message": p.to_string(),
+                        "path": p.path.json_pointer(),
+                    })).collect::<Vec<_>>(),
+                })),
+            )
+                .into_response(),
+        },
+    )
+}

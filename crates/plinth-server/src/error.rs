@@ -1,0 +1,115 @@
+//! One API error type, in Backstage's error JSON shape:
+//! `{error: {name, message}, request: {method, url}, response: {statusCode}}`.
+//! `name` values are stable codes clients may match on.
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Backstage's error names: InputError, NotFoundError, ConflictError,
+    /// ServiceUnavailableError, Error.
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn input(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            name: "InputError",
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            name: "NotFoundError",
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            name: "ConflictError",
+            message: message.into(),
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            name: "ServiceUnavailableError",
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            name: "Error",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<plinth_store::StoreError> for ApiError {
+    fn from(e: plinth_store::StoreError) -> ApiError {
+        match e {
+            plinth_store::StoreError::LocationExists(m) => {
+                ApiError::conflict(format!("location {m} already exists"))
+            }
+            plinth_store::StoreError::Database(e) => {
+                // Logged once here, where it is handled.
+                eprintln!("store error: {e}");
+                ApiError::unavailable("the catalog database is not available; try again shortly")
+            }
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<plinth_catalog::ingest::IngestError> for ApiError {
+    fn from(e: plinth_catalog::ingest::IngestError) -> ApiError {
+        match e {
+            plinth_catalog::ingest::IngestError::Store(s) => s.into(),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+/// The error as carried in a response until [`with_request`] writes it out.
+#[derive(Debug, Clone)]
+struct PendingError(ApiError);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = self.status.into_response();
+        res.extensions_mut().insert(PendingError(self));
+        res
+    }
+}
+
+/// Writes error bodies with the request they answer, as Backstage does.
+pub async fn with_request(req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let url = req.uri().to_string();
+    let res = next.run(req).await;
+    match res.extensions().get::<PendingError>().cloned() {
+        Some(PendingError(e)) => {
+            let body = json!({
+                "error": {"name": e.name, "message": e.message},
+                "request": {"method": method, "url": url},
+                "response": {"statusCode": e.status.as_u16()},
+            });
+            (e.status, axum::Json(body)).into_response()
+        }
+        None => res,
+    }
+}

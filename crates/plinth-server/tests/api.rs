@@ -1,0 +1,609 @@
+//! The catalog API over a real TCP socket, against a real SQLite store
+//! holding the example organisation.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use plinth_catalog::ingest::{IngestOptions, check_location, refresh_location};
+use plinth_server::AppState;
+use plinth_store::Store;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A running server on 127.0.0.1:<random port>, with the examples loaded.
+struct TestApp {
+    addr: std::net::SocketAddr,
+    dir: PathBuf,
+    store: Store,
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl TestApp {
+    async fn spawn() -> TestApp {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "plinth-api-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples"),
+            &dir.join("catalog"),
+        );
+        let store = Store::open_sqlite(&dir.join("plinth.db")).await.unwrap();
+        let ingest = IngestOptions {
+            allowed_roots: vec![dir.join("catalog")],
+            ..IngestOptions::default()
+        };
+        let target = check_location(
+            "file",
+            &dir.join("catalog/catalog-info.yaml").display().to_string(),
+            &ingest,
+        )
+        .unwrap();
+        let location = store.add_location("file", &target).await.unwrap();
+        refresh_location(&store, &location, &ingest).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::new(store.clone(), ingest);
+        tokio::spawn(plinth_server::serve(
+            listener,
+            state,
+            std::future::pending(),
+        ));
+        TestApp { addr, dir, store }
+    }
+
+    async fn request(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap();
+        let text = String::from_utf8(raw).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| {
+                l.split_once(": ")
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            })
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked");
+        let body = if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        let body = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&body).unwrap_or(Value::String(body))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Reply {
+        self.request("POST", path, Some(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> Reply {
+        self.request("DELETE", path, None).await
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.dir.join("catalog").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn names(items: &Value) -> Vec<String> {
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["metadata"]["name"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn entity_by_name_is_case_insensitive_and_carries_uid_etag_relations() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .get("/api/catalog/entities/by-name/Component/Default/Checkout-Service")
+        .await;
+    assert_eq!(r.status, 200);
+    let e = &r.body;
+    assert_eq!(e["metadata"]["name"], "checkout-service");
+    assert!(e["metadata"]["uid"].is_string() && e["metadata"]["etag"].is_string());
+    assert!(
+        e["relations"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "ownedBy", "targetRef": "group:default/checkout-team"}))
+    );
+    // Reverse relations are there at once.
+    let team = app
+        .get("/api/catalog/entities/by-name/group/default/checkout-team")
+        .await
+        .body;
+    assert!(
+        team["relations"].as_array().unwrap().contains(
+            &json!({"type": "ownerOf", "targetRef": "component:default/checkout-service"})
+        )
+    );
+    // By uid, the same entity.
+    let uid = e["metadata"]["uid"].as_str().unwrap();
+    let same = app
+        .get(&format!("/api/catalog/entities/by-uid/{uid}"))
+        .await;
+    assert_eq!(same.body, r.body);
+}
+
+#[tokio::test]
+async fn errors_have_backstages_shape() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .get("/api/catalog/entities/by-name/component/default/nope")
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.body,
+        json!({
+            "error": {"name": "NotFoundError", "message": "No entity named 'nope' found, with kind 'component' in namespace 'default'"},
+            "request": {"method": "GET", "url": "/api/catalog/entities/by-name/component/default/nope"},
+            "response": {"statusCode": 404},
+        })
+    );
+    let r = app.get("/api/catalog/entities?filter=%3Dx").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"]["name"], "InputError");
+    let r = app
+        .get("/api/catalog/entities/by-query?cursor=nonsense!")
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body["error"]["message"],
+        "cursor is not valid; use a cursor from a previous answer"
+    );
+    let r = app
+        .post("/api/catalog/entities/by-refs", json!({"wrong": 1}))
+        .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn filters_are_case_insensitive_and_combine_like_backstage() {
+    let app = TestApp::spawn().await;
+    // Conditions in one filter are ANDed; filters are ORed.
+    let r = app.get("/api/catalog/entities?filter=KIND=component,spec.lifecycle=Experimental&fields=metadata.name").await;
+    assert_eq!(names(&r.body), ["fulfilment-service", "label-printer"]);
+    let r = app.get("/api/catalog/entities?filter=kind=domain&filter=kind=system,spec.domain=commerce&fields=metadata.name").await;
+    assert_eq!(
+        names(&r.body),
+        ["commerce", "operations", "checkout", "storefront"]
+    );
+    // The same key twice in one filter matches either value.
+    let r = app
+        .get("/api/catalog/entities?filter=kind=domain,kind=resource&fields=kind")
+        .await;
+    assert_eq!(r.body.as_array().unwrap().len(), 6);
+    // Exists, tags, annotations with dots and slashes, relations.
+    let r = app
+        .get("/api/catalog/entities?filter=metadata.labels.tier&fields=metadata.name")
+        .await;
+    assert_eq!(names(&r.body), ["checkout-service"]);
+    let r = app
+        .get("/api/catalog/entities?filter=metadata.tags=RUST&fields=metadata.name")
+        .await;
+    assert_eq!(names(&r.body), ["checkout-service"]);
+    let r = app.get("/api/catalog/entities?filter=metadata.annotations.github.com/project-slug=keel/payments-service&fields=metadata.name").await;
+    assert_eq!(names(&r.body), ["payments-service"]);
+    let r = app.get("/api/catalog/entities?filter=relations.ownedby=group:default/payments-team&fields=metadata.name").await;
+    assert_eq!(
+        names(&r.body),
+        ["payments-api", "payments-service", "payments-db"]
+    );
+    let r = app.get("/api/catalog/entities?filter=relations.hasmember=user:default/lee.chen&fields=metadata.name").await;
+    assert_eq!(names(&r.body), ["checkout-team"]);
+}
+
+#[tokio::test]
+async fn fields_order_and_offset_pagination() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/api/catalog/entities?filter=kind=user&fields=metadata.name,spec.profile.displayName&order=desc:metadata.name&limit=3").await;
+    assert_eq!(
+        r.body,
+        json!([
+            {"metadata": {"name": "tomas.havel"}, "spec": {"profile": {"displayName": "Tomáš Havel"}}},
+            {"metadata": {"name": "sam.okafor"}, "spec": {"profile": {"displayName": "Sam Okafor"}}},
+            {"metadata": {"name": "priya.raman"}, "spec": {"profile": {"displayName": "Priya Raman"}}},
+        ])
+    );
+    let link = r.header("link").expect("a Link header to the next page");
+    assert!(link.ends_with("; rel=\"next\""), "{link}");
+    let next = link.trim_start_matches('<').split('>').next().unwrap();
+    let r2 = app
+        .get(&format!("/api/catalog/entities{next}&fields=metadata.name"))
+        .await;
+    assert_eq!(names(&r2.body), ["maria.lopez", "lee.chen", "jonas.berg"]);
+    let r = app.get("/api/catalog/entities?filter=kind=user&fields=metadata.name&order=asc:metadata.name&offset=6").await;
+    assert_eq!(names(&r.body), ["sam.okafor", "tomas.havel"]);
+}
+
+#[tokio::test]
+async fn by_query_pages_with_cursors_and_total() {
+    let app = TestApp::spawn().await;
+    let first = app.get("/api/catalog/entities/by-query?filter=kind=user&orderField=metadata.name,asc&limit=3&fields=metadata.name").await;
+    assert_eq!(first.body["totalItems"], 8);
+    assert_eq!(
+        names(&first.body["items"]),
+        ["amara.nwosu", "ines.moreau", "jonas.berg"]
+    );
+    assert!(first.body["pageInfo"].get("prevCursor").is_none());
+    let cursor = first.body["pageInfo"]["nextCursor"].as_str().unwrap();
+    let second = app
+        .get(&format!(
+            "/api/catalog/entities/by-query?cursor={cursor}&fields=metadata.name"
+        ))
+        .await;
+    assert_eq!(
+        names(&second.body["items"]),
+        ["lee.chen", "maria.lopez", "priya.raman"]
+    );
+    assert_eq!(second.body["totalItems"], 8);
+    let prev = second.body["pageInfo"]["prevCursor"].as_str().unwrap();
+    let back = app
+        .get(&format!(
+            "/api/catalog/entities/by-query?cursor={prev}&fields=metadata.name"
+        ))
+        .await;
+    assert_eq!(back.body["items"], first.body["items"]);
+    let last = app
+        .get(&format!(
+            "/api/catalog/entities/by-query?cursor={}&fields=metadata.name",
+            second.body["pageInfo"]["nextCursor"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(names(&last.body["items"]), ["sam.okafor", "tomas.havel"]);
+    assert!(last.body["pageInfo"].get("nextCursor").is_none());
+    // Full text over named fields, case-insensitive substring.
+    let r = app
+        .get("/api/catalog/entities/by-query?fullTextFilterTerm=PAY&fullTextFilterFields=metadata.name&fields=metadata.name")
+        .await;
+    // Without an order, entities come by reference (kind, namespace, name).
+    assert_eq!(
+        names(&r.body["items"]),
+        [
+            "payments-api",
+            "payments-service",
+            "payments-team",
+            "payments-db"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn by_refs_keeps_order_and_nulls() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post(
+            "/api/catalog/entities/by-refs",
+            json!({"entityRefs": ["api:default/payments-api", "component:default/missing", "Group:Default/Keel"], "fields": ["kind", "metadata.name"]}),
+        )
+        .await;
+    assert_eq!(
+        r.body,
+        json!({"items": [
+            {"kind": "API", "metadata": {"name": "payments-api"}},
+            null,
+            {"kind": "Group", "metadata": {"name": "keel"}},
+        ]})
+    );
+    let r = app
+        .post(
+            "/api/catalog/entities/by-refs?filter=kind=group",
+            json!({"entityRefs": ["api:default/payments-api", "group:default/keel"]}),
+        )
+        .await;
+    assert!(r.body["items"][0].is_null());
+    assert_eq!(r.body["items"][1]["metadata"]["name"], "keel");
+}
+
+#[tokio::test]
+async fn facets_count_values_as_written() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .get("/api/catalog/entity-facets?facet=kind&facet=spec.lifecycle&filter=kind=component")
+        .await;
+    assert_eq!(
+        r.body,
+        json!({"facets": {
+            "kind": [{"value": "Component", "count": 6}],
+            "spec.lifecycle": [{"value": "experimental", "count": 2}, {"value": "production", "count": 4}],
+        }})
+    );
+    assert_eq!(app.get("/api/catalog/entity-facets").await.status, 400);
+}
+
+#[tokio::test]
+async fn locations_register_refresh_and_delete() {
+    let app = TestApp::spawn().await;
+    let list = app.get("/api/catalog/locations").await;
+    assert_eq!(list.body.as_array().unwrap().len(), 1);
+    app.write("extra/catalog-info.yaml", "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: extra\nspec:\n  type: service\n  lifecycle: experimental\n  owner: platform-team\n");
+    let target = app
+        .dir
+        .join("catalog/extra/catalog-info.yaml")
+        .display()
+        .to_string();
+    // A dry run shows what would come, and changes nothing.
+    let dry = app
+        .post(
+            "/api/catalog/locations?dryRun=true",
+            json!({"type": "file", "target": target}),
+        )
+        .await;
+    assert_eq!(dry.status, 200);
+    assert_eq!(names(&dry.body["entities"]), ["extra"]);
+    assert_eq!(
+        app.get("/api/catalog/entities/by-name/component/default/extra")
+            .await
+            .status,
+        404
+    );
+    // Registering makes its entities visible when the call returns.
+    let added = app
+        .post(
+            "/api/catalog/locations",
+            json!({"type": "file", "target": target}),
+        )
+        .await;
+    assert_eq!(added.status, 201);
+    assert_eq!(names(&added.body["entities"]), ["extra"]);
+    assert_eq!(
+        app.get("/api/catalog/entities/by-name/component/default/extra")
+            .await
+            .status,
+        200
+    );
+    let id = added.body["location"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.get(&format!("/api/catalog/locations/{id}")).await.body["target"],
+        target.as_str()
+    );
+    let by_entity = app
+        .get("/api/catalog/locations/by-entity/component/default/extra")
+        .await;
+    assert_eq!(by_entity.body["id"], id.as_str());
+    // Registering again is a conflict.
+    let again = app
+        .post(
+            "/api/catalog/locations",
+            json!({"type": "file", "target": target}),
+        )
+        .await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.body["error"]["name"], "ConflictError");
+    // A change is visible as soon as refresh returns.
+    app.write("extra/catalog-info.yaml", "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: extra\nspec:\n  type: service\n  lifecycle: production\n  owner: platform-team\n");
+    let r = app
+        .post(
+            "/api/catalog/refresh",
+            json!({"entityRef": "component:default/extra"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let e = app
+        .get("/api/catalog/entities/by-name/component/default/extra")
+        .await;
+    assert_eq!(e.body["spec"]["lifecycle"], "production");
+    // Deleting the location removes its entities.
+    assert_eq!(
+        app.delete(&format!("/api/catalog/locations/{id}"))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        app.get("/api/catalog/entities/by-name/component/default/extra")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.delete(&format!("/api/catalog/locations/{id}"))
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn bad_locations_are_refused_with_reasons() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post(
+            "/api/catalog/locations",
+            json!({"type": "file", "target": "/etc/passwd"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside the allowed roots"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .post(
+            "/api/catalog/locations",
+            json!({"type": "url", "target": "https://example.com/catalog-info.yaml"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not supported")
+    );
+    let r = app
+        .post("/api/catalog/locations", json!({"target": "x"}))
+        .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn delete_by_uid_answers_204_always() {
+    let app = TestApp::spawn().await;
+    let e = app
+        .get("/api/catalog/entities/by-name/user/default/lee.chen")
+        .await
+        .body;
+    let uid = e["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/api/catalog/entities/by-uid/{uid}"))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        app.get(&format!("/api/catalog/entities/by-uid/{uid}"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.delete(&format!("/api/catalog/entities/by-uid/{uid}"))
+            .await
+            .status,
+        204
+    );
+    // Its file still defines it, so the next refresh brings it back (as in Backstage).
+    let loc = app.store.locations().await.unwrap().remove(0);
+    refresh_location(
+        &app.store,
+        &loc,
+        &IngestOptions {
+            allowed_roots: vec![app.dir.join("catalog")],
+            ..IngestOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        app.get("/api/catalog/entities/by-name/user/default/lee.chen")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn validate_entity_answers_every_problem() {
+    let app = TestApp::spawn().await;
+    let ok = app
+        .post(
+            "/api/catalog/validate-entity",
+            json!({"location": "url:x", "entity": {"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "g"}, "spec": {"type": "team", "children": []}}}),
+        )
+        .await;
+    assert_eq!(ok.status, 200);
+    let bad = app
+        .post(
+            "/api/catalog/validate-entity",
+            json!({"location": "url:x", "entity": {"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "-x"}, "spec": {"type": "service"}}}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        bad.body["errors"],
+        json!([
+            {"name": "InputError", "message": "metadata.name: \"-x\" must start with a letter or digit, not \"-\"", "path": "/metadata/name"},
+            {"name": "InputError", "message": "spec.lifecycle: is required; add its lifecycle, for example \"experimental\", \"production\" or \"deprecated\"", "path": "/spec/lifecycle"},
+            {"name": "InputError", "message": "spec.owner: is required; add the group or user that owns it, for example \"team-a\" or \"user:jdoe\"", "path": "/spec/owner"},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/healthz").await.status, 200);
+    assert_eq!(app.get("/readyz").await.status, 200);
+}

@@ -1,0 +1,143 @@
+//! `plinth serve`: the catalog service.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use plinth_catalog::ingest::{self, IngestOptions, refresh_location};
+use plinth_server::AppState;
+use plinth_store::Store;
+
+use crate::cli::ServeArgs;
+use crate::config::Config;
+use crate::demo;
+
+/// Default seconds between scheduled refreshes.
+const DEFAULT_REFRESH_SECONDS: u64 = 180;
+
+pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(config, args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => default_data_dir()?,
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&data_dir)?;
+
+    let mut ingest = IngestOptions {
+        read: config.read_options(&args.catalog)?,
+        allowed_roots: config.catalog.allowed_roots.clone(),
+    };
+    if ingest.allowed_roots.is_empty() {
+        ingest.allowed_roots.push(std::env::current_dir()?);
+    }
+    let mut startup: Vec<(String, String)> = Vec::new();
+    if args.demo {
+        let root =
+            demo::write(&data_dir.join("demo")).context("cannot write the example organisation")?;
+        ingest.allowed_roots.push(data_dir.join("demo"));
+        startup.push(("file".into(), root.display().to_string()));
+    }
+    for path in &args.catalogs {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("--catalog {}", path.display()))?;
+        let path = std::fs::canonicalize(path)?;
+        let (kind, root) = if meta.is_dir() {
+            ("dir", path.clone())
+        } else {
+            ("file", path.parent().map(PathBuf::from).unwrap_or_default())
+        };
+        ingest.allowed_roots.push(root);
+        startup.push((kind.into(), path.display().to_string()));
+    }
+
+    let store = Store::open_sqlite(&data_dir.join("plinth.db"))
+        .await
+        .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
+    for (kind, target) in &startup {
+        let target = ingest::check_location(kind, target, &ingest).map_err(anyhow::Error::msg)?;
+        if store.location_by_target(kind, &target).await?.is_none() {
+            store.add_location(kind, &target).await?;
+        }
+    }
+    let state = AppState::new(store.clone(), ingest.clone());
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    eprintln!("plinth: data in {}", data_dir.display());
+    refresh_all(&state).await;
+    eprintln!("plinth: serving the catalog API on http://{addr}/api/catalog");
+
+    let interval = Duration::from_secs(
+        config
+            .catalog
+            .refresh_interval_seconds
+            .unwrap_or(DEFAULT_REFRESH_SECONDS)
+            .max(1),
+    );
+    let scheduled = state.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            refresh_all(&scheduled).await;
+        }
+    });
+    plinth_server::serve(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+/// Refreshes every location, one at a time; problems are logged, not fatal.
+async fn refresh_all(state: &AppState) {
+    let locations = match state.store.locations().await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("plinth: cannot list locations: {e}");
+            return;
+        }
+    };
+    for location in locations {
+        let _guard = state.refresh_lock.lock().await;
+        let started = std::time::Instant::now();
+        match refresh_location(&state.store, &location, &state.ingest).await {
+            Ok(report) => eprintln!(
+                "plinth: refreshed {}:{} in {} ms: {} added, {} updated, {} removed, {} unchanged, {} conflicts, {} problems",
+                location.kind,
+                location.target,
+                started.elapsed().as_millis(),
+                report.summary.added,
+                report.summary.updated,
+                report.summary.removed,
+                report.summary.unchanged,
+                report.summary.conflicts,
+                report.findings.len(),
+            ),
+            Err(e) => eprintln!(
+                "plinth: refresh of {}:{} failed: {e}",
+                location.kind, location.target
+            ),
+        }
+    }
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d).join("plinth"));
+    }
+    let home =
+        std::env::var_os("HOME").context("HOME is not set; give --data-dir or PLINTH_DATA_DIR")?;
+    Ok(PathBuf::from(home).join(".local/share/plinth"))
+}
