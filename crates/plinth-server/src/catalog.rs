@@ -341,12 +341,16 @@ pub async fn add_location(
         let location = scratch.add_location(&body.kind, &target).await?;
         refresh_location(&scratch, &location, &state.ingest).await?;
         let page = scratch.query_entities(&EntityQuery::default()).await?;
-        return Ok(Json(json!({
-            "location": location_json(existing.as_ref().unwrap_or(&location)),
-            "entities": page.entities.iter().map(StoredEntity::to_api_json).collect::<Vec<_>>(),
-            "exists": existing.is_some(),
-        }))
-        .into_response());
+        // 201 as for a real registration: Backstage's client requires it.
+        return Ok((
+            StatusCode::CREATED,
+            Json(json!({
+                "location": location_json(existing.as_ref().unwrap_or(&location)),
+                "entities": page.entities.iter().map(StoredEntity::to_api_json).collect::<Vec<_>>(),
+                "exists": existing.is_some(),
+            })),
+        )
+            .into_response());
     }
     if existing.is_some() {
         return Err(ApiError::conflict(format!(

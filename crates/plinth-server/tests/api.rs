@@ -416,7 +416,7 @@ async fn locations_register_refresh_and_delete() {
             json!({"type": "file", "target": target}),
         )
         .await;
-    assert_eq!(dry.status, 200);
+    assert_eq!(dry.status, 201);
     assert_eq!(names(&dry.body["entities"]), ["extra"]);
     assert_eq!(
         app.get("/api/catalog/entities/by-name/component/default/extra")

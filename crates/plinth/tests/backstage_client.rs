@@ -1,0 +1,133 @@
+//! Backstage's own catalog client (`@backstage/catalog-client` from npm),
+//! unchanged, against the real `plinth serve --demo`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+/// Skips with a printed reason on a developer's machine; fails under CI.
+fn unavailable(what: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what} is needed under CI=true");
+    }
+    eprintln!("SKIPPED: {what}");
+}
+
+/// Installs the pinned client once per target directory.
+fn install_client() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("backstage-client");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/backstage_client");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["package.json", "calls.js"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    if !dir
+        .join("node_modules/@backstage/catalog-client/package.json")
+        .exists()
+    {
+        let ok = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+    }
+    Some(dir)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn backstage_catalog_client_works_unchanged() {
+    if Command::new("node").arg("--version").output().is_err() {
+        return unavailable("node and npm (Debian: apt-get install nodejs npm)");
+    }
+    let Some(client_dir) = install_client() else {
+        return unavailable("npm install @backstage/catalog-client (no registry?)");
+    };
+
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("backstage-client-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(scratch.join("extra")).unwrap();
+    let extra = scratch.join("extra/catalog-info.yaml");
+    std::fs::write(
+        &extra,
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: extra\nspec:\n  type: service\n  lifecycle: experimental\n  owner: platform-team\n",
+    )
+    .unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(scratch.join("data"))
+        .current_dir(&scratch)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("plinth starts");
+    let stderr = child.stderr.take().unwrap();
+    let server = Server(child);
+    let mut base = None;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("plinth: serving the catalog API on ") {
+            base = Some(url.to_owned());
+            break;
+        }
+    }
+    let base = base.expect("plinth announces its address");
+
+    let out = Command::new("node")
+        .arg("calls.js")
+        .arg(&base)
+        .arg(&extra)
+        .current_dir(&client_dir)
+        .output()
+        .unwrap();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        got,
+        json!({
+            "getEntities": ["checkout-service", "design-system", "payments-service", "storefront-web"],
+            "getEntitiesFields": ["metadata"],
+            "queryEntities": {
+                "totalItems": 8,
+                "first": ["amara.nwosu", "ines.moreau", "jonas.berg"],
+                "second": ["lee.chen", "maria.lopez", "priya.raman"],
+                "hasPrev": true,
+            },
+            "getEntitiesByRefs": ["checkout-api", null, "keel"],
+            "getEntityByRef": {"name": "checkout-service", "owner": "group:default/checkout-team", "missing": true},
+            "getEntityFacets": {"kind": [{"value": "API", "count": 3}, {"value": "Domain", "count": 2}]},
+            "getLocations": 1,
+            "addLocationDryRun": {"entities": ["extra"], "exists": false},
+            "addLocation": {"type": "file", "entities": ["extra"]},
+            "getLocationsAfterAdd": 2,
+            "refreshEntity": "ok",
+            "removeEntityByUid": true,
+            "validateEntity": {
+                "valid": true,
+                "invalid": false,
+                "errors": ["spec.owner: is required; add the group or user that owns it, for example \"team-a\" or \"user:jdoe\""],
+            },
+            "addLocationOutsideRoots": "ResponseError",
+        })
+    );
+}

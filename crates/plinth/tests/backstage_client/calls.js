@@ -1,0 +1,89 @@
+// Runs @backstage/catalog-client's calls against a plinth server and
+// prints what each returned, as one JSON object, for the Rust test to check.
+const { CatalogClient } = require('@backstage/catalog-client');
+
+const [baseUrl, extraTarget] = process.argv.slice(2);
+const client = new CatalogClient({
+  discoveryApi: { getBaseUrl: async () => baseUrl },
+});
+const names = items => items.map(e => (e ? e.metadata.name : null));
+
+async function main() {
+  const out = {};
+
+  const production = await client.getEntities({
+    filter: { kind: 'component', 'spec.lifecycle': 'production' },
+    fields: ['metadata.name'],
+    order: { field: 'metadata.name', order: 'asc' },
+  });
+  out.getEntities = names(production.items);
+  out.getEntitiesFields = Object.keys(production.items[0]);
+
+  const first = await client.queryEntities({
+    filter: { kind: 'user' },
+    orderFields: { field: 'metadata.name', order: 'asc' },
+    limit: 3,
+  });
+  const second = await client.queryEntities({ cursor: first.pageInfo.nextCursor });
+  out.queryEntities = {
+    totalItems: first.totalItems,
+    first: names(first.items),
+    second: names(second.items),
+    hasPrev: Boolean(second.pageInfo.prevCursor),
+  };
+
+  const byRefs = await client.getEntitiesByRefs({
+    entityRefs: ['api:default/checkout-api', 'component:default/nope', 'group:default/keel'],
+  });
+  out.getEntitiesByRefs = names(byRefs.items);
+
+  const checkout = await client.getEntityByRef('component:default/checkout-service');
+  out.getEntityByRef = {
+    name: checkout.metadata.name,
+    owner: checkout.relations.find(r => r.type === 'ownedBy').targetRef,
+    missing: (await client.getEntityByRef('component:default/nope')) === undefined,
+  };
+
+  const facets = await client.getEntityFacets({ facets: ['kind'], filter: { kind: ['api', 'domain'] } });
+  out.getEntityFacets = facets.facets;
+
+  const locations = await client.getLocations();
+  out.getLocations = locations.items.length;
+
+  const dry = await client.addLocation({ type: 'file', target: extraTarget, dryRun: true });
+  out.addLocationDryRun = { entities: names(dry.entities), exists: dry.exists };
+  const added = await client.addLocation({ type: 'file', target: extraTarget });
+  out.addLocation = { type: added.location.type, entities: names(added.entities) };
+  out.getLocationsAfterAdd = (await client.getLocations()).items.length;
+
+  await client.refreshEntity('component:default/extra');
+  out.refreshEntity = 'ok';
+
+  const extra = await client.getEntityByRef('component:default/extra');
+  await client.removeEntityByUid(extra.metadata.uid);
+  out.removeEntityByUid = (await client.getEntityByRef('component:default/extra')) === undefined;
+
+  const valid = await client.validateEntity(
+    { apiVersion: 'backstage.io/v1alpha1', kind: 'System', metadata: { name: 's' }, spec: { owner: 'keel' } },
+    'url:https://example.com/catalog-info.yaml',
+  );
+  const invalid = await client.validateEntity(
+    { apiVersion: 'backstage.io/v1alpha1', kind: 'System', metadata: { name: 's' }, spec: {} },
+    'url:https://example.com/catalog-info.yaml',
+  );
+  out.validateEntity = { valid: valid.valid, invalid: invalid.valid, errors: invalid.errors.map(e => e.message) };
+
+  try {
+    await client.addLocation({ type: 'file', target: '/etc/passwd' });
+    out.addLocationOutsideRoots = 'accepted';
+  } catch (e) {
+    out.addLocationOutsideRoots = e.name;
+  }
+
+  console.log(JSON.stringify(out));
+}
+
+main().catch(e => {
+  console.error(e);
+  process.exit(1);
+});
