@@ -396,6 +396,33 @@ pub async fn location_by_entity(
     }
 }
 
+/// plinth's addition: `POST /locations/{id}/refresh` refreshes one location
+/// now and answers what changed.
+pub async fn refresh_location_by_id(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(location) = state.store.location(&id).await? else {
+        return Err(ApiError::not_found(format!(
+            "Found no location with ID {id}"
+        )));
+    };
+    let _guard = state.refresh_lock.lock().await;
+    let report = refresh_location(&state.store, &location, &state.ingest).await?;
+    let (status, message) = match &report.outcome {
+        plinth_store::RefreshOutcome::Ok => ("ok", None),
+        plinth_store::RefreshOutcome::Problems(m) => ("problems", Some(m.clone())),
+        plinth_store::RefreshOutcome::Failed(m) => ("failed", Some(m.clone())),
+    };
+    Ok(Json(json!({
+        "location": location_json(&location),
+        "status": status,
+        "message": message,
+        "summary": report.summary,
+        "findings": report.findings,
+    })))
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshRequest {

@@ -66,6 +66,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/locations/{id}/status", get(catalog::location_status))
         .route(
+            "/locations/{id}/refresh",
+            post(catalog::refresh_location_by_id),
+        )
+        .route(
             "/locations/by-entity/{kind}/{namespace}/{name}",
             get(catalog::location_by_entity),
         )

@@ -69,6 +69,67 @@ pub enum CatalogCommand {
     /// Exit status: 0 when every entity is valid, 1 when any entity is
     /// invalid, 2 when any input cannot be read or parsed.
     Validate(ValidateArgs),
+    /// Show one entity from a running plinth.
+    Get {
+        /// The entity: [kind:][namespace/]name; the kind defaults to Component.
+        entity_ref: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List entities from a running plinth.
+    List {
+        /// A filter as in the API: key=value[,key=value...] (repeatable; any may match).
+        #[arg(long = "filter", value_name = "FILTER")]
+        filters: Vec<String>,
+        /// Most entities to list.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Register a location (a catalog file, glob or directory) with a running plinth.
+    Register {
+        /// Path to a catalog file, a glob, or a directory.
+        target: String,
+        /// Location type; default: dir for directories, file otherwise.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Refresh an entity's location now, or every location with --all.
+    Refresh {
+        /// The entity whose location to refresh.
+        #[arg(required_unless_present = "all")]
+        entity_ref: Option<String>,
+        /// Refresh every location.
+        #[arg(long, conflicts_with = "entity_ref")]
+        all: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// How client commands reach plinth.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The plinth server.
+    #[arg(
+        long,
+        env = "PLINTH_SERVER",
+        default_value = "http://127.0.0.1:7007",
+        value_name = "URL"
+    )]
+    pub server: String,
+    /// Output: a table for people, JSON for scripts.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -1,19 +1,13 @@
 //! Backstage's own catalog client (`@backstage/catalog-client` from npm),
 //! unchanged, against the real `plinth serve --demo`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
-/// Skips with a printed reason on a developer's machine; fails under CI.
-fn unavailable(what: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what} is needed under CI=true");
-    }
-    eprintln!("SKIPPED: {what}");
-}
+mod common;
+use common::{Scratch, Server, unavailable};
 
 /// Installs the pinned client once per target directory.
 fn install_client() -> Option<PathBuf> {
@@ -39,15 +33,6 @@ fn install_client() -> Option<PathBuf> {
     Some(dir)
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn backstage_catalog_client_works_unchanged() {
     if Command::new("node").arg("--version").output().is_err() {
@@ -57,35 +42,16 @@ fn backstage_catalog_client_works_unchanged() {
         return unavailable("npm install @backstage/catalog-client (no registry?)");
     };
 
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("backstage-client-run-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(scratch.join("extra")).unwrap();
-    let extra = scratch.join("extra/catalog-info.yaml");
+    let scratch = Scratch::new("backstage-client-run");
+    std::fs::create_dir_all(scratch.0.join("extra")).unwrap();
+    let extra = scratch.0.join("extra/catalog-info.yaml");
     std::fs::write(
         &extra,
         "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: extra\nspec:\n  type: service\n  lifecycle: experimental\n  owner: platform-team\n",
     )
     .unwrap();
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(scratch.join("data"))
-        .current_dir(&scratch)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("plinth starts");
-    let stderr = child.stderr.take().unwrap();
-    let server = Server(child);
-    let mut base = None;
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        if let Some(url) = line.strip_prefix("plinth: serving the catalog API on ") {
-            base = Some(url.to_owned());
-            break;
-        }
-    }
-    let base = base.expect("plinth announces its address");
+    let server = Server::start(&scratch.0, &scratch.0.join("data"), &["--demo"]);
+    let base = server.base_url();
 
     let out = Command::new("node")
         .arg("calls.js")
@@ -95,7 +61,6 @@ fn backstage_catalog_client_works_unchanged() {
         .output()
         .unwrap();
     drop(server);
-    let _ = std::fs::remove_dir_all(&scratch);
     assert!(
         out.status.success(),
         "{}",

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::cli::{CatalogCommand, Cli, Command};
 use crate::config::Config;
 
+mod catalog_client;
 mod catalog_validate;
 mod serve;
 
@@ -13,5 +14,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(&config, &args),
         Command::Catalog(CatalogCommand::Validate(args)) => catalog_validate::run(&config, &args),
+        Command::Catalog(command) => catalog_client::run(command),
     }
 }

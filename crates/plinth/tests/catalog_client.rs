@@ -1,0 +1,177 @@
+//! `plinth catalog get | list | register | refresh` against a running plinth.
+
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+use common::{Scratch, Server};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn plinth(cwd: &Path, server: &str, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(args)
+        .current_dir(cwd)
+        .env("PLINTH_SERVER", server)
+        .env_remove("PLINTH_CONFIG")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+#[test]
+fn client_commands_against_a_running_server() {
+    let scratch = Scratch::new("catalog-client-cli");
+    let server = Server::start(&scratch.0, &scratch.0.join("data"), &["--demo"]);
+    let base = server.base_url();
+    let url = base.trim_end_matches("/api/catalog");
+    let dir = &scratch.0;
+
+    let get = plinth(dir, url, &["catalog", "get", "payments-service"]);
+    assert_eq!(get.code, 0, "{}", get.stderr);
+    assert!(
+        get.stdout.starts_with(
+            "Entity       component:default/payments-service\nTitle        Payments service\n"
+        ),
+        "{}",
+        get.stdout
+    );
+    assert!(
+        get.stdout
+            .contains("\nRelations\n  dependsOn resource:default/payments-db\n"),
+        "{}",
+        get.stdout
+    );
+
+    let json = plinth(
+        dir,
+        url,
+        &["catalog", "get", "group:keel", "--output", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["spec"]["type"], "organization");
+
+    let list = plinth(
+        dir,
+        url,
+        &[
+            "catalog",
+            "list",
+            "--filter",
+            "kind=api",
+            "--filter",
+            "kind=domain",
+        ],
+    );
+    assert_eq!(
+        list.stdout,
+        "ENTITY                     TYPE      OWNER          LIFECYCLE\n\
+         api:default/checkout-api   openapi   checkout-team  production\n\
+         api:default/order-events   asyncapi  checkout-team  production\n\
+         api:default/payments-api   openapi   payments-team  production\n\
+         domain:default/commerce    -         product        -\n\
+         domain:default/operations  -         engineering    -\n"
+    );
+    // Paging through the API with cursors, and saying what was left out.
+    let users = plinth(
+        dir,
+        url,
+        &[
+            "catalog",
+            "list",
+            "--filter",
+            "kind=user",
+            "--limit",
+            "3",
+            "--output",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&users.stdout).unwrap();
+    assert_eq!(
+        (
+            v["items"].as_array().unwrap().len(),
+            v["totalItems"].as_u64()
+        ),
+        (3, Some(8))
+    );
+    let some = plinth(
+        dir,
+        url,
+        &["catalog", "list", "--filter", "kind=user", "--limit", "3"],
+    );
+    assert_eq!(some.stderr, "3 of 8 entities; raise --limit to see more\n");
+
+    std::fs::create_dir_all(dir.join("new")).unwrap();
+    std::fs::write(
+        dir.join("new/catalog-info.yaml"),
+        "apiVersion: backstage.io/v1alpha1\nkind: System\nmetadata:\n  name: new-system\nspec:\n  owner: keel\n",
+    )
+    .unwrap();
+    let reg = plinth(dir, url, &["catalog", "register", "new"]);
+    assert_eq!(reg.code, 0, "{}", reg.stderr);
+    assert!(
+        reg.stdout
+            .contains("with 1 entities\n  system:default/new-system\n"),
+        "{}",
+        reg.stdout
+    );
+    let again = plinth(dir, url, &["catalog", "register", "new"]);
+    assert_eq!(again.code, 1);
+    assert!(
+        again.stderr.contains("already exists (HTTP 409)"),
+        "{}",
+        again.stderr
+    );
+
+    std::fs::write(
+        dir.join("new/catalog-info.yaml"),
+        "apiVersion: backstage.io/v1alpha1\nkind: System\nmetadata:\n  name: new-system\n  title: Renamed\nspec:\n  owner: keel\n",
+    )
+    .unwrap();
+    let refresh = plinth(dir, url, &["catalog", "refresh", "system:new-system"]);
+    assert_eq!(
+        refresh.stdout,
+        "refreshed the location of system:default/new-system\n"
+    );
+    let renamed = plinth(dir, url, &["catalog", "get", "system:new-system"]).stdout;
+    assert!(
+        renamed
+            .lines()
+            .any(|l| l.starts_with("Title") && l.ends_with(" Renamed")),
+        "{renamed}"
+    );
+    let all = plinth(dir, url, &["catalog", "refresh", "--all"]);
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    assert_eq!(all.stdout.lines().count(), 2, "{}", all.stdout);
+
+    let missing = plinth(dir, url, &["catalog", "get", "nope"]);
+    assert_eq!(missing.code, 1);
+    assert_eq!(
+        missing.stderr,
+        "error: No entity named 'nope' found, with kind 'component' in namespace 'default' (HTTP 404)\n"
+    );
+    let bad_ref = plinth(dir, url, &["catalog", "get", "group:"]);
+    assert_eq!(bad_ref.code, 2);
+    assert!(
+        bad_ref.stderr.contains("has an empty name"),
+        "{}",
+        bad_ref.stderr
+    );
+    let down = plinth(dir, "http://127.0.0.1:1", &["catalog", "list"]);
+    assert_eq!(down.code, 2);
+    assert!(
+        down.stderr
+            .contains("cannot reach plinth at http://127.0.0.1:1"),
+        "{}",
+        down.stderr
+    );
+}

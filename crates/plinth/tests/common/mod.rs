@@ -1,0 +1,102 @@
+//! Starting the real `plinth serve` for tests.
+
+#![allow(dead_code)] // Each test binary uses part of this.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// A running `plinth serve`; killed on drop.
+pub struct Server {
+    pub child: Child,
+    /// Lines it writes to stderr.
+    pub lines: Receiver<String>,
+}
+
+impl Server {
+    /// Starts `plinth serve --listen 127.0.0.1:0 --data-dir DATA ARGS...` in `cwd`.
+    pub fn start(cwd: &Path, data: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("PLINTH_CONFIG")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("plinth starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Server { child, lines }
+    }
+
+    /// Waits for a stderr line starting with `prefix`; returns the rest.
+    pub fn wait_for(&self, prefix: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        return Some(rest.to_owned());
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Waits until it serves; returns its catalog API base URL.
+    pub fn base_url(&self) -> String {
+        self.wait_for(
+            "plinth: serving the catalog API on ",
+            Duration::from_secs(120),
+        )
+        .expect("plinth announces its address")
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A scratch directory under the target directory, removed on drop.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Skips with a printed reason on a developer's machine; fails under CI.
+pub fn unavailable(what: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what} is needed under CI=true");
+    }
+    eprintln!("SKIPPED: {what}");
+}
