@@ -230,7 +230,8 @@ fn register(target: &str, kind: Option<&str>, args: &ClientArgs) -> anyhow::Resu
     let (kind, target) = if is_url {
         (kind.unwrap_or("url").to_owned(), target.to_owned())
     } else {
-        let path = std::path::absolute(target).with_context(|| format!("cannot resolve {target}"))?;
+        let path =
+            std::path::absolute(target).with_context(|| format!("cannot resolve {target}"))?;
         let kind = kind.map(str::to_owned).unwrap_or_else(|| {
             if path.is_dir() {
                 "dir".into()
