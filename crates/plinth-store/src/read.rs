@@ -210,6 +210,7 @@ impl Store {
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
+        crate::write::bump_version(&mut tx).await?;
         tx.commit().await?;
         Ok(true)
     }

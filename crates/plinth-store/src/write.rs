@@ -97,6 +97,7 @@ impl Store {
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
+        bump_version(&mut tx).await?;
         let gone = sqlx::query("DELETE FROM locations WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -145,6 +146,10 @@ impl Store {
         if !matches!(outcome, RefreshOutcome::Failed(_)) {
             summary = apply_files(&mut tx, location_id, files, unchanged).await?;
         }
+        // Status and findings change answers too, so any file read counts.
+        if !files.is_empty() || summary.removed > 0 {
+            bump_version(&mut tx).await?;
+        }
         let (status, message) = match outcome {
             RefreshOutcome::Ok => ("ok", None),
             RefreshOutcome::Problems(m) => ("problems", Some(m.as_str())),
@@ -160,6 +165,13 @@ impl Store {
         tx.commit().await?;
         Ok(summary)
     }
+}
+
+pub(crate) async fn bump_version(tx: &mut Transaction<'static, Sqlite>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE catalog_version SET version = version + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Rows per statement when inserting through `json_each`: large enough to
@@ -450,13 +462,17 @@ async fn write_index(
                 Param::Text(Some(r.target.to_string())),
             ]);
         }
+        // Unique (key, value) per entity, so facets can count rows.
+        let mut seen = HashSet::new();
         for (k, v, original) in search_rows(&e.body) {
-            search.push([
-                Param::Int(*id),
-                Param::Text(Some(k)),
-                Param::Text(v),
-                Param::Text(original),
-            ]);
+            if seen.insert((k.clone(), v.clone())) {
+                search.push([
+                    Param::Int(*id),
+                    Param::Text(Some(k)),
+                    Param::Text(v),
+                    Param::Text(original),
+                ]);
+            }
         }
     }
     insert_rows(

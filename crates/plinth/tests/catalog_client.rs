@@ -74,11 +74,11 @@ fn client_commands_against_a_running_server() {
     assert_eq!(
         list.stdout,
         "ENTITY                     TYPE      OWNER          LIFECYCLE\n\
-         api:default/checkout-api   openapi   checkout-team  production\n\
-         api:default/order-events   asyncapi  checkout-team  production\n\
-         api:default/payments-api   openapi   payments-team  production\n\
          domain:default/commerce    -         product        -\n\
-         domain:default/operations  -         engineering    -\n"
+         domain:default/operations  -         engineering    -\n\
+         api:default/checkout-api   openapi   checkout-team  production\n\
+         api:default/payments-api   openapi   payments-team  production\n\
+         api:default/order-events   asyncapi  checkout-team  production\n"
     );
     // Paging through the API with cursors, and saying what was left out.
     let users = plinth(

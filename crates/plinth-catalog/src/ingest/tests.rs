@@ -66,7 +66,9 @@ impl Fixture {
             .query_entities(&EntityQuery::default())
             .await
             .unwrap();
-        page.entities.into_iter().map(|e| e.entity_ref).collect()
+        let mut refs: Vec<String> = page.entities.into_iter().map(|e| e.entity_ref).collect();
+        refs.sort();
+        refs
     }
 }
 

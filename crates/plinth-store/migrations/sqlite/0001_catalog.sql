@@ -78,3 +78,11 @@ CREATE TABLE conflicts (
     file TEXT NOT NULL,
     PRIMARY KEY (ref, location_id)
 );
+
+-- Bumped by every write that changes what queries answer, in the same
+-- transaction; caches of counts and facets are valid while it stands.
+CREATE TABLE catalog_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+INSERT INTO catalog_version (id, version) VALUES (1, 0);
