@@ -132,7 +132,7 @@ impl EntityQuery {
         if let Some((term, fields)) = self.full_text_term() {
             let placeholders = vec!["?"; fields.len()].join(", ");
             sql.text.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key IN ({placeholders}) AND instr(s.value, ?) > 0)"
+                " AND e.id IN (SELECT entity_id FROM search WHERE key IN ({placeholders}) AND instr(value, ?) > 0)"
             ));
             sql.binds.extend(fields.iter().cloned());
             sql.binds.push(term);
@@ -146,34 +146,48 @@ impl EntityQuery {
         (!term.is_empty() && !fields.is_empty()).then_some((term, fields))
     }
 
-    /// How many entities match. One filter set led by a search key is
-    /// counted from that key's index entries, probing the rest per entry,
-    /// which is the fast path for the common `kind=...,x=...` query.
-    fn count_sql(&self) -> Sql {
+    /// For one filter set led by a search key with values: that condition,
+    /// and the query without it. Such a query is answered from the leading
+    /// key's index entries, probing the rest per entity.
+    fn lead_filter(&self) -> Option<(&Filter, EntityQuery)> {
         let sets: Vec<&FilterSet> = self.filter.iter().filter(|s| !s.is_empty()).collect();
-        if let [set] = sets.as_slice()
-            && let Some(lead) = set
-                .iter()
-                .find(|f| f.is_search_key() && !f.values.is_empty())
-        {
-            let placeholders = vec!["?"; lead.values.len()].join(", ");
-            let mut sql = Sql {
-                text: format!(
-                    "SELECT COUNT(*) FROM search d JOIN entities e ON e.id = d.entity_id WHERE d.key = ? AND d.value IN ({placeholders})"
-                ),
-                binds: std::iter::once(lead.key.clone())
-                    .chain(lead.values.iter().cloned())
-                    .collect(),
+        let [set] = sets.as_slice() else { return None };
+        let lead = set
+            .iter()
+            .find(|f| f.is_search_key() && !f.values.is_empty())?;
+        let rest = EntityQuery {
+            filter: vec![set.iter().filter(|f| *f != lead).cloned().collect()],
+            full_text: self.full_text.clone(),
+            ..EntityQuery::default()
+        };
+        Some((lead, rest))
+    }
+
+    /// `FROM search d JOIN entities e ... WHERE` the lead condition and the
+    /// rest hold; see [`EntityQuery::lead_filter`].
+    fn lead_sql(lead: &Filter, rest: &EntityQuery) -> Sql {
+        let placeholders = vec!["?"; lead.values.len()].join(", ");
+        let wh = rest.where_clause();
+        Sql {
+            text: format!(
+                "FROM search d JOIN entities e ON e.id = d.entity_id WHERE d.key = ? AND d.value IN ({placeholders}) AND {}",
+                wh.text
+            ),
+            binds: std::iter::once(lead.key.clone())
+                .chain(lead.values.iter().cloned())
+                .chain(wh.binds)
+                .collect(),
+        }
+    }
+
+    /// How many entities match.
+    fn count_sql(&self) -> Sql {
+        if let Some((lead, rest)) = self.lead_filter() {
+            let from = EntityQuery::lead_sql(lead, &rest);
+            return Sql {
+                text: format!("SELECT COUNT(*) {}", from.text),
+                binds: from.binds,
             };
-            let rest = EntityQuery {
-                filter: vec![set.iter().filter(|f| *f != lead).cloned().collect()],
-                full_text: self.full_text.clone(),
-                ..EntityQuery::default()
-            };
-            let wh = rest.where_clause();
-            sql.text.push_str(&format!(" AND {}", wh.text));
-            sql.binds.extend(wh.binds);
-            return sql;
         }
         let wh = self.where_clause();
         Sql {
@@ -255,34 +269,52 @@ impl Store {
                 total,
             });
         }
-
-        let wh = query.where_clause();
-        let mut order_sql = String::new();
-        let mut order_binds = Vec::new();
-        for o in &query.order {
-            let dir = match o.direction {
-                SortDirection::Asc => "ASC",
-                SortDirection::Desc => "DESC",
-            };
-            // Entities without the field sort last, in either direction.
-            order_sql.push_str(&format!(
-                "(SELECT MIN(value) FROM search s WHERE s.entity_id = e.id AND s.key = ?) IS NULL, \
-                 (SELECT MIN(value) FROM search s WHERE s.entity_id = e.id AND s.key = ?) {dir}, "
-            ));
-            order_binds.push(o.field.to_lowercase());
-            order_binds.push(o.field.to_lowercase());
-        }
-        order_sql.push_str("e.id ASC");
-        let page_sql = format!(
-            "SELECT e.id FROM entities e WHERE {} ORDER BY {order_sql} LIMIT ? OFFSET ?",
-            wh.text
-        );
-        let mut page = sqlx::query(AssertSqlSafe(page_sql));
-        for b in wh.binds.iter().chain(order_binds.iter()) {
-            page = page.bind(b);
+        let page = match query.lead_filter().filter(|_| query.order.is_empty()) {
+            // Walk the lead condition's index entries in entity order and
+            // check the rest per entity: a page stops after `limit` matches.
+            Some((lead, rest)) => {
+                let from = EntityQuery::lead_sql(lead, &rest);
+                Sql {
+                    text: format!(
+                        "SELECT e.id {} ORDER BY d.entity_id LIMIT ? OFFSET ?",
+                        from.text
+                    ),
+                    binds: from.binds,
+                }
+            }
+            None => {
+                let wh = query.where_clause();
+                let mut order_sql = String::new();
+                let mut binds = wh.binds;
+                for o in &query.order {
+                    let dir = match o.direction {
+                        SortDirection::Asc => "ASC",
+                        SortDirection::Desc => "DESC",
+                    };
+                    // Entities without the field sort last, in either direction.
+                    order_sql.push_str(&format!(
+                        "(SELECT MIN(value) FROM search s WHERE s.entity_id = e.id AND s.key = ?) IS NULL, \
+                         (SELECT MIN(value) FROM search s WHERE s.entity_id = e.id AND s.key = ?) {dir}, "
+                    ));
+                    binds.push(o.field.to_lowercase());
+                    binds.push(o.field.to_lowercase());
+                }
+                order_sql.push_str("e.id ASC");
+                Sql {
+                    text: format!(
+                        "SELECT e.id FROM entities e WHERE {} ORDER BY {order_sql} LIMIT ? OFFSET ?",
+                        wh.text
+                    ),
+                    binds,
+                }
+            }
+        };
+        let mut q = sqlx::query(AssertSqlSafe(page.text));
+        for b in &page.binds {
+            q = q.bind(b);
         }
         let limit = query.limit.map_or(-1, |l| l as i64);
-        let rows = page
+        let rows = q
             .bind(limit)
             .bind(query.offset as i64)
             .fetch_all(&self.pool)

@@ -68,8 +68,9 @@ CREATE TABLE search (
     value TEXT,
     original_value TEXT
 );
+-- (key, value) finds entities; (entity, key, value) checks one entity.
 CREATE INDEX search_key_value ON search (key, value, entity_id);
-CREATE INDEX search_entity ON search (entity_id);
+CREATE INDEX search_entity ON search (entity_id, key, value);
 
 -- An entity claimed by a second location: the first keeps it.
 CREATE TABLE conflicts (
