@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use plinth_catalog::ingest::IngestOptions;
 use plinth_store::Store;
 use tokio::net::TcpListener;
@@ -41,44 +41,106 @@ impl AppState {
     }
 }
 
-/// All routes.
-pub fn router(state: AppState) -> Router {
-    let catalog = Router::new()
-        .route("/entities", get(catalog::get_entities))
-        .route("/entities/by-query", get(catalog::query_entities))
-        .route("/entities/by-refs", post(catalog::entities_by_refs))
-        .route(
-            "/entities/by-name/{kind}/{namespace}/{name}",
+/// Every route: method, path, handler. The router is built from this list,
+/// and a test checks it against the OpenAPI document route by route.
+pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
+        ("GET", "/api/catalog/entities", get(catalog::get_entities)),
+        (
+            "GET",
+            "/api/catalog/entities/by-query",
+            get(catalog::query_entities),
+        ),
+        (
+            "POST",
+            "/api/catalog/entities/by-refs",
+            post(catalog::entities_by_refs),
+        ),
+        (
+            "GET",
+            "/api/catalog/entities/by-name/{kind}/{namespace}/{name}",
             get(catalog::entity_by_name),
-        )
-        .route(
-            "/entities/by-uid/{uid}",
-            get(catalog::entity_by_uid).delete(catalog::delete_entity_by_uid),
-        )
-        .route("/entity-facets", get(catalog::entity_facets))
-        .route(
-            "/locations",
-            get(catalog::get_locations).post(catalog::add_location),
-        )
-        .route(
-            "/locations/{id}",
-            get(catalog::get_location).delete(catalog::delete_location),
-        )
-        .route("/locations/{id}/status", get(catalog::location_status))
-        .route(
-            "/locations/{id}/refresh",
+        ),
+        (
+            "GET",
+            "/api/catalog/entities/by-uid/{uid}",
+            get(catalog::entity_by_uid),
+        ),
+        (
+            "DELETE",
+            "/api/catalog/entities/by-uid/{uid}",
+            delete(catalog::delete_entity_by_uid),
+        ),
+        (
+            "GET",
+            "/api/catalog/entity-facets",
+            get(catalog::entity_facets),
+        ),
+        ("GET", "/api/catalog/locations", get(catalog::get_locations)),
+        (
+            "POST",
+            "/api/catalog/locations",
+            post(catalog::add_location),
+        ),
+        (
+            "GET",
+            "/api/catalog/locations/{id}",
+            get(catalog::get_location),
+        ),
+        (
+            "DELETE",
+            "/api/catalog/locations/{id}",
+            delete(catalog::delete_location),
+        ),
+        (
+            "GET",
+            "/api/catalog/locations/{id}/status",
+            get(catalog::location_status),
+        ),
+        (
+            "POST",
+            "/api/catalog/locations/{id}/refresh",
             post(catalog::refresh_location_by_id),
-        )
-        .route(
-            "/locations/by-entity/{kind}/{namespace}/{name}",
+        ),
+        (
+            "GET",
+            "/api/catalog/locations/by-entity/{kind}/{namespace}/{name}",
             get(catalog::location_by_entity),
-        )
-        .route("/refresh", post(catalog::refresh))
-        .route("/validate-entity", post(catalog::validate_entity));
-    Router::new()
-        .nest("/api/catalog", catalog)
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
+        ),
+        ("POST", "/api/catalog/refresh", post(catalog::refresh)),
+        (
+            "POST",
+            "/api/catalog/validate-entity",
+            post(catalog::validate_entity),
+        ),
+        ("GET", "/api/openapi.json", get(openapi)),
+        ("GET", "/healthz", get(|| async { "ok" })),
+        ("GET", "/readyz", get(readyz)),
+    ]
+}
+
+/// The OpenAPI 3.1 document of every route.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
+/// All routes, with Backstage's error shape on every error.
+pub fn router(state: AppState) -> Router {
+    let mut by_path: Vec<(&str, MethodRouter<AppState>)> = Vec::new();
+    for (_, path, handler) in routes() {
+        match by_path.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(handler),
+            None => by_path.push((path, handler)),
+        }
+    }
+    by_path
+        .into_iter()
+        .fold(Router::new(), |r, (path, handler)| r.route(path, handler))
         .layer(axum::middleware::from_fn(error::with_request))
         .with_state(state)
 }
