@@ -359,8 +359,7 @@ pub async fn add_location(
         )));
     }
     let location = state.store.add_location(&body.kind, &target).await?;
-    let _guard = state.refresh_lock.lock().await;
-    refresh_location(&state.store, &location, &state.ingest).await?;
+    state.refresh(&location).await?;
     let page = state.store.entities_of_location(&location.id).await?;
     let entities: Vec<Value> = page.iter().map(StoredEntity::to_api_json).collect();
     Ok((
@@ -407,8 +406,7 @@ pub async fn refresh_location_by_id(
             "Found no location with ID {id}"
         )));
     };
-    let _guard = state.refresh_lock.lock().await;
-    let report = refresh_location(&state.store, &location, &state.ingest).await?;
+    let report = state.refresh(&location).await?;
     let (status, message) = match &report.outcome {
         plinth_store::RefreshOutcome::Ok => ("ok", None),
         plinth_store::RefreshOutcome::Problems(m) => ("problems", Some(m.clone())),
@@ -442,8 +440,7 @@ pub async fn refresh(
     let Some(location) = state.store.location_of(&r).await? else {
         return Err(ApiError::not_found(format!("No entity {r} found")));
     };
-    let _guard = state.refresh_lock.lock().await;
-    refresh_location(&state.store, &location, &state.ingest).await?;
+    state.refresh(&location).await?;
     Ok(StatusCode::OK)
 }
 

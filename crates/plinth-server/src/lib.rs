@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 
 mod catalog;
 pub mod error;
+pub mod metrics;
 mod params;
 
 pub use error::ApiError;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub ingest: IngestOptions,
     /// Refreshes run one at a time, so two never write the same location.
     pub refresh_lock: Arc<tokio::sync::Mutex<()>>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -37,7 +39,34 @@ impl AppState {
             store,
             ingest,
             refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Refreshes one location now, one refresh at a time, counted and timed.
+    /// Every refresh goes through here: API calls and the schedule alike.
+    pub async fn refresh(
+        &self,
+        location: &plinth_store::Location,
+    ) -> Result<plinth_catalog::ingest::RefreshReport, plinth_catalog::ingest::IngestError> {
+        let _guard = self.refresh_lock.lock().await;
+        let started = std::time::Instant::now();
+        let result =
+            plinth_catalog::ingest::refresh_location(&self.store, location, &self.ingest).await;
+        let took = started.elapsed();
+        match &result {
+            Ok(report) => {
+                let outcome = match report.outcome {
+                    plinth_store::RefreshOutcome::Ok => "ok",
+                    plinth_store::RefreshOutcome::Problems(_) => "problems",
+                    plinth_store::RefreshOutcome::Failed(_) => "failed",
+                };
+                self.metrics
+                    .refresh(outcome, took, Some(&report.summary), report.findings.len());
+            }
+            Err(_) => self.metrics.refresh("error", took, None, 0),
+        }
+        result
     }
 }
 
@@ -116,6 +145,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/api/openapi.json", get(openapi)),
         ("GET", "/healthz", get(|| async { "ok" })),
         ("GET", "/readyz", get(readyz)),
+        ("GET", "/metrics", get(metrics_text)),
     ]
 }
 
@@ -142,7 +172,33 @@ pub fn router(state: AppState) -> Router {
         .into_iter()
         .fold(Router::new(), |r, (path, handler)| r.route(path, handler))
         .layer(axum::middleware::from_fn(error::with_request))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
+}
+
+async fn metrics_text(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    let entities = state
+        .store
+        .entity_count()
+        .await
+        .map_or(f64::NAN, |n| n as f64);
+    let body = state.metrics.render(&[(
+        "plinth_catalog_entities",
+        "Entities in the catalog.",
+        entities,
+    )]);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
 }
 
 async fn readyz(

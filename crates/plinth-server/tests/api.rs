@@ -657,3 +657,36 @@ async fn routes_and_openapi_document_agree() {
         }
     }
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_refreshes() {
+    let app = TestApp::spawn().await;
+    app.get("/api/catalog/entities/by-name/component/default/checkout-service")
+        .await;
+    app.get("/api/catalog/entities/by-name/component/default/nope")
+        .await;
+    assert_eq!(
+        app.post(
+            "/api/catalog/refresh",
+            json!({"entityRef": "component:default/checkout-service"})
+        )
+        .await
+        .status,
+        200
+    );
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status, 200);
+    let text = r.body.as_str().unwrap();
+    let route = "/api/catalog/entities/by-name/{kind}/{namespace}/{name}";
+    for line in [
+        format!("plinth_http_requests_total{{method=\"GET\",route=\"{route}\",status=\"200\"}} 1"),
+        format!("plinth_http_requests_total{{method=\"GET\",route=\"{route}\",status=\"404\"}} 1"),
+        format!("plinth_http_request_duration_seconds_count{{method=\"GET\",route=\"{route}\"}} 2"),
+        "plinth_catalog_refreshes_total{outcome=\"ok\"} 1".to_string(),
+        "plinth_catalog_refresh_duration_seconds_count 1".to_string(),
+        "plinth_catalog_refresh_entities_total{change=\"unchanged\"} 37".to_string(),
+        "plinth_catalog_entities 37".to_string(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+}

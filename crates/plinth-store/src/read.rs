@@ -128,6 +128,13 @@ impl Store {
         })
     }
 
+    pub async fn entity_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM entities")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
     /// Every entity a location gave, by reference.
     pub async fn entities_of_location(
         &self,

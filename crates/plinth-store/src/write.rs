@@ -47,7 +47,7 @@ pub enum RefreshOutcome {
     Failed(String),
 }
 
-/// What a refresh changed.
+/// What a refresh changed, in entities.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RefreshSummary {
     pub added: usize,
@@ -191,10 +191,18 @@ async fn apply_files(
     files: &[FileUpdate],
     unchanged: &[String],
 ) -> Result<RefreshSummary, StoreError> {
-    let mut summary = RefreshSummary {
-        unchanged: unchanged.len(),
-        ..RefreshSummary::default()
-    };
+    let mut summary = RefreshSummary::default();
+    // Entities of files that did not change are unchanged too.
+    for chunk in unchanged.chunks(CHUNK) {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM entities WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))",
+        )
+        .bind(location_id)
+        .bind(Value::from(chunk.to_vec()).to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+        summary.unchanged += n as usize;
+    }
     let known: Vec<String> =
         sqlx::query_scalar("SELECT path FROM location_files WHERE location_id = ?")
             .bind(location_id)

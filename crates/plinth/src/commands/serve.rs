@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use plinth_catalog::ingest::{self, IngestOptions, refresh_location};
+use plinth_catalog::ingest::{self, IngestOptions};
 use plinth_server::AppState;
 use plinth_store::Store;
 
@@ -110,9 +110,8 @@ async fn refresh_all(state: &AppState) {
         }
     };
     for location in locations {
-        let _guard = state.refresh_lock.lock().await;
         let started = std::time::Instant::now();
-        match refresh_location(&state.store, &location, &state.ingest).await {
+        match state.refresh(&location).await {
             Ok(report) => eprintln!(
                 "plinth: refreshed {}:{} in {} ms: {} added, {} updated, {} removed, {} unchanged, {} conflicts, {} problems",
                 location.kind,
