@@ -25,6 +25,9 @@ use crate::files::{self, Finding, FindingCode, ReadOptions};
 #[derive(Debug, Clone, Default)]
 pub struct IngestOptions {
     pub read: ReadOptions,
+    /// Where git locations are checked out; git locations are refused
+    /// without it.
+    pub git_dir: Option<PathBuf>,
     /// Directories that file and dir locations, and the targets of Location
     /// entities, must stay inside.
     pub allowed_roots: Vec<PathBuf>,
@@ -47,7 +50,7 @@ pub struct RefreshReport {
 }
 
 /// The location types plinth reads.
-pub const LOCATION_TYPES: [&str; 2] = ["file", "dir"];
+pub const LOCATION_TYPES: [&str; 3] = ["file", "dir", "git"];
 
 /// Checks a location before it is registered: a known type, and a target
 /// inside the allowed roots. Returns the target as it will be stored
@@ -55,8 +58,24 @@ pub const LOCATION_TYPES: [&str; 2] = ["file", "dir"];
 pub fn check_location(kind: &str, target: &str, options: &IngestOptions) -> Result<String, String> {
     if !LOCATION_TYPES.contains(&kind) {
         return Err(format!(
-            "location type \"{kind}\" is not supported; use \"file\" (a file or a glob) or \"dir\" (a directory)"
+            "location type \"{kind}\" is not supported; use \"file\" (a file or a glob), \"dir\" (a directory) or \"git\" (a repository)"
         ));
+    }
+    if kind == "git" {
+        if options.git_dir.is_none() {
+            return Err(
+                "git locations need a data directory for their checkouts; run plinth serve".into(),
+            );
+        }
+        let mut git = GitTarget::parse(target)?;
+        if let Some(path) = git.local_path() {
+            let path = absolute(&path);
+            if !options.allowed_roots.is_empty() && !inside_roots(&path, &options.allowed_roots) {
+                return Err(outside_roots_message(&path, &options.allowed_roots));
+            }
+            git.repository = path.display().to_string();
+        }
+        return Ok(git.to_string());
     }
     let path = absolute(Path::new(target));
     if !options.allowed_roots.is_empty() && !inside_roots(&glob_base(&path), &options.allowed_roots)
@@ -64,6 +83,151 @@ pub fn check_location(kind: &str, target: &str, options: &IngestOptions) -> Resu
         return Err(outside_roots_message(&path, &options.allowed_roots));
     }
     Ok(path.display().to_string())
+}
+
+/// A git location's target: `<repository>[#<branch>][:<path>]`, for example
+/// `https://git.example.com/org/catalog.git#main:services/catalog-info.yaml`.
+/// Without a branch, the repository's default branch; without a path,
+/// `catalog-info.yaml` at the root. The path may name a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitTarget {
+    pub repository: String,
+    pub branch: Option<String>,
+    pub path: String,
+}
+
+impl GitTarget {
+    pub fn parse(target: &str) -> Result<GitTarget, String> {
+        let (repository, rest) = match target.rsplit_once('#') {
+            Some((repo, rest)) => (repo, Some(rest)),
+            None => (target, None),
+        };
+        let (branch, path) = match rest {
+            Some(rest) => match rest.split_once(':') {
+                Some((b, p)) => (b, p),
+                None => (rest, ""),
+            },
+            None => ("", ""),
+        };
+        if repository.trim().is_empty() {
+            return Err(format!(
+                "git target \"{target}\" has no repository; write <repository>[#<branch>][:<path>]"
+            ));
+        }
+        if branch.starts_with('-') || repository.starts_with('-') {
+            return Err(format!(
+                "git target \"{target}\" may not start a part with \"-\""
+            ));
+        }
+        let path = path.trim_start_matches('/');
+        if Path::new(path)
+            .components()
+            .any(|c| matches!(c, Component::ParentDir))
+        {
+            return Err(format!(
+                "git target \"{target}\": the path may not leave the repository (\"..\")"
+            ));
+        }
+        Ok(GitTarget {
+            repository: repository.to_owned(),
+            branch: (!branch.is_empty()).then(|| branch.to_owned()),
+            path: if path.is_empty() {
+                "catalog-info.yaml".to_owned()
+            } else {
+                path.to_owned()
+            },
+        })
+    }
+
+    /// The repository as a local path, when it is one (a path or file:// URL).
+    fn local_path(&self) -> Option<PathBuf> {
+        if let Some(p) = self.repository.strip_prefix("file://") {
+            return Some(PathBuf::from(p));
+        }
+        let scp_like = self.repository.contains('@') && self.repository.contains(':');
+        (!self.repository.contains("://") && !scp_like).then(|| PathBuf::from(&self.repository))
+    }
+}
+
+impl std::fmt::Display for GitTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}#{}:{}",
+            self.repository,
+            self.branch.as_deref().unwrap_or(""),
+            self.path
+        )
+    }
+}
+
+/// Brings the checkout of a git location up to date: a shallow clone the
+/// first time (into a temporary directory, renamed when complete), a fetch
+/// and hard reset after. Returns the checkout directory.
+fn sync_checkout(git: &GitTarget, git_dir: &Path) -> Result<PathBuf, String> {
+    let key = format!(
+        "{:016x}",
+        fnv1a(
+            b"git",
+            format!("{}#{}", git.repository, git.branch.as_deref().unwrap_or("")).as_bytes()
+        )
+    );
+    let checkout = git_dir.join(&key);
+    let run = |args: &[&str], dir: Option<&Path>| -> Result<(), String> {
+        let mut cmd = std::process::Command::new("git");
+        if let Some(d) = dir {
+            cmd.arg("-C").arg(d);
+        }
+        let out = cmd
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_ASKPASS", "true")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run git: {e}; install git"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let reason = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message")
+            .trim();
+        Err(format!(
+            "git {} of {} failed: {reason}; check the repository and branch, and that plinth can reach it",
+            args[0], git.repository
+        ))
+    };
+    if checkout.join(".git").is_dir() {
+        let mut fetch = vec!["fetch", "--quiet", "--depth", "1", "--no-tags", "origin"];
+        fetch.push(git.branch.as_deref().unwrap_or("HEAD"));
+        run(&fetch, Some(&checkout))?;
+        run(
+            &["reset", "--quiet", "--hard", "FETCH_HEAD"],
+            Some(&checkout),
+        )?;
+        return Ok(checkout);
+    }
+    std::fs::create_dir_all(git_dir)
+        .map_err(|e| format!("cannot create {}: {e}", git_dir.display()))?;
+    let partial = git_dir.join(format!("{key}.partial"));
+    let _ = std::fs::remove_dir_all(&partial);
+    let partial_str = partial.display().to_string();
+    let mut clone = vec!["clone", "--quiet", "--depth", "1", "--no-tags"];
+    if let Some(b) = &git.branch {
+        clone.extend(["--branch", b.as_str()]);
+    }
+    clone.extend(["--", git.repository.as_str(), partial_str.as_str()]);
+    let result = run(&clone, None);
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(e);
+    }
+    std::fs::rename(&partial, &checkout)
+        .map_err(|e| format!("cannot move the checkout into place: {e}"))?;
+    Ok(checkout)
 }
 
 /// Refreshes one location: reads what changed and stores it atomically.
@@ -74,9 +238,12 @@ pub async fn refresh_location(
 ) -> Result<RefreshReport, IngestError> {
     let previous = store.location_files(&location.id).await?;
     let (loc, opts) = (location.clone(), options.clone());
-    let plan = tokio::task::spawn_blocking(move || read_location(&loc, &opts, &previous))
-        .await
-        .map_err(|e| IngestError::Task(e.to_string()))?;
+    let plan = tokio::task::spawn_blocking(move || {
+        let origin = format!("{}:{}", loc.kind, loc.target);
+        read_location(&loc, &opts, &previous, &origin)
+    })
+    .await
+    .map_err(|e| IngestError::Task(e.to_string()))?;
     let summary = store
         .apply_refresh(&location.id, &plan.files, &plan.unchanged, &plan.outcome)
         .await?;
@@ -94,10 +261,13 @@ struct Plan {
     findings: Vec<Finding>,
 }
 
+/// `origin` is the registered location, as `type:target`, for the
+/// `managed-by-origin-location` annotation.
 fn read_location(
     location: &Location,
     options: &IngestOptions,
     previous: &HashMap<String, (String, Vec<String>)>,
+    origin: &str,
 ) -> Plan {
     let failed = |message: String| Plan {
         files: Vec::new(),
@@ -105,6 +275,31 @@ fn read_location(
         outcome: RefreshOutcome::Failed(message),
         findings: Vec::new(),
     };
+    if location.kind == "git" {
+        // Read the path inside a fresh checkout, confined to it.
+        let git = match GitTarget::parse(&location.target) {
+            Ok(g) => g,
+            Err(e) => return failed(e),
+        };
+        let Some(git_dir) = &options.git_dir else {
+            return failed("git locations need a data directory for their checkouts".into());
+        };
+        let checkout = match sync_checkout(&git, git_dir) {
+            Ok(c) => c,
+            Err(e) => return failed(e),
+        };
+        let inside = checkout.join(&git.path);
+        let local = Location {
+            kind: if inside.is_dir() { "dir" } else { "file" }.into(),
+            target: inside.display().to_string(),
+            ..location.clone()
+        };
+        let scoped = IngestOptions {
+            allowed_roots: vec![checkout],
+            ..options.clone()
+        };
+        return read_location(&local, &scoped, previous, origin);
+    }
     let target = absolute(Path::new(&location.target));
     if !options.allowed_roots.is_empty()
         && !inside_roots(&glob_base(&target), &options.allowed_roots)
@@ -137,7 +332,6 @@ fn read_location(
         }
     };
 
-    let origin = format!("{}:{}", location.kind, location.target);
     let fingerprint = options.read.kinds.declared().join(",");
     let mut plan = Plan {
         files: Vec::new(),

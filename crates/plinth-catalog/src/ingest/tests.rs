@@ -400,3 +400,175 @@ async fn deleting_a_location_removes_its_entities() {
     assert!(f.refs().await.is_empty());
     assert!(!f.store.delete_location(&loc.id).await.unwrap());
 }
+
+/// Runs git in `dir`, failing the test on error.
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=plinth-test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Fixture {
+    /// A repository with `files` committed on `main`, inside the allowed root.
+    fn repo(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let repo = self.dir.join("repo").join(name);
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "--quiet"]);
+        self.commit(&repo, files);
+        repo
+    }
+
+    fn commit(&self, repo: &std::path::Path, files: &[(&str, &str)]) {
+        for (path, text) in files {
+            let p = repo.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        git(repo, &["add", "-A"]);
+        git(repo, &["commit", "--quiet", "-m", "change"]);
+    }
+
+    fn with_git(mut self) -> Fixture {
+        self.options.git_dir = Some(self.dir.join("git"));
+        self
+    }
+
+    async fn register_git(&self, target: &str) -> Result<Location, String> {
+        let target = check_location("git", target, &self.options)?;
+        Ok(self.store.add_location("git", &target).await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn git_locations_are_cloned_then_fetched() {
+    let f = Fixture::new().await.with_git();
+    let repo = f.repo(
+        "service",
+        &[
+            (
+                "catalog-info.yaml",
+                "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: service\nspec:\n  targets: [./docs/api.yaml]\n",
+            ),
+            ("docs/api.yaml", &component("from-git", "team-a")),
+        ],
+    );
+    let loc = f.register_git(&repo.display().to_string()).await.unwrap();
+    assert_eq!(loc.target, format!("{}#:catalog-info.yaml", repo.display()));
+    let report = f.refresh(&loc).await;
+    assert_eq!(report.outcome, RefreshOutcome::Ok, "{:?}", report.findings);
+    assert_eq!(
+        f.refs().await,
+        ["component:default/from-git", "location:default/service"]
+    );
+
+    // A new commit is fetched on the next refresh.
+    f.commit(&repo, &[("docs/api.yaml", &component("renamed", "team-a"))]);
+    f.refresh(&loc).await;
+    assert_eq!(
+        f.refs().await,
+        ["component:default/renamed", "location:default/service"]
+    );
+
+    // A branch and a path inside the repository.
+    git(&repo, &["checkout", "--quiet", "-b", "next"]);
+    f.commit(&repo, &[("teams/catalog-info.yaml", &group("on-next"))]);
+    let next = f
+        .register_git(&format!("{}#next:teams", repo.display()))
+        .await
+        .unwrap();
+    f.refresh(&next).await;
+    assert!(
+        f.refs()
+            .await
+            .contains(&"group:default/on-next".to_string())
+    );
+}
+
+#[tokio::test]
+async fn broken_git_locations_fail_and_keep_what_they_had() {
+    let f = Fixture::new().await.with_git();
+    let repo = f.repo(
+        "svc",
+        &[("catalog-info.yaml", &component("kept", "team-a"))],
+    );
+    let loc = f.register_git(&repo.display().to_string()).await.unwrap();
+    f.refresh(&loc).await;
+    // The repository disappears: the refresh fails, the entities stay.
+    std::fs::rename(&repo, f.dir.join("repo/moved")).unwrap();
+    std::fs::remove_dir_all(f.dir.join("git")).unwrap();
+    let report = f.refresh(&loc).await;
+    match &report.outcome {
+        RefreshOutcome::Failed(m) => assert!(
+            m.starts_with("git clone of ") && m.contains("check the repository"),
+            "{m}"
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(f.refs().await, ["component:default/kept"]);
+
+    // A URL that cannot be reached, and a branch that does not exist.
+    let unreachable = f
+        .register_git("https://127.0.0.1:1/nothing.git")
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.refresh(&unreachable).await.outcome,
+        RefreshOutcome::Failed(_)
+    ));
+    let moved = f.dir.join("repo/moved");
+    let no_branch = f
+        .register_git(&format!("{}#no-such-branch", moved.display()))
+        .await
+        .unwrap();
+    match f.refresh(&no_branch).await.outcome {
+        RefreshOutcome::Failed(m) => assert!(m.contains("no-such-branch"), "{m}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+
+    // Refused before registering: outside the roots, and malformed targets.
+    assert!(
+        f.register_git("/etc")
+            .await
+            .unwrap_err()
+            .contains("outside the allowed roots")
+    );
+    assert!(
+        f.register_git("#main:x")
+            .await
+            .unwrap_err()
+            .contains("has no repository")
+    );
+    assert!(
+        f.register_git("repo#main:../../etc/passwd")
+            .await
+            .unwrap_err()
+            .contains("may not leave the repository")
+    );
+    assert!(
+        f.register_git("--upload-pack=evil")
+            .await
+            .unwrap_err()
+            .contains("may not start a part")
+    );
+    let no_dir = Fixture::new().await;
+    assert!(
+        check_location("git", "https://example.com/x.git", &no_dir.options)
+            .unwrap_err()
+            .contains("data directory")
+    );
+}

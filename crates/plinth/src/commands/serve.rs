@@ -36,6 +36,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     let mut ingest = IngestOptions {
         read: config.read_options(&args.catalog)?,
         allowed_roots: config.catalog.allowed_roots.clone(),
+        git_dir: Some(data_dir.join("git")),
     };
     if ingest.allowed_roots.is_empty() {
         ingest.allowed_roots.push(std::env::current_dir()?);
