@@ -371,7 +371,7 @@ fn read_location(
             &key,
             &text,
             hash,
-            &origin,
+            origin,
             options,
             &mut plan.findings,
         );
