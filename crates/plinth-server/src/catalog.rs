@@ -39,6 +39,7 @@ pub async fn get_entities(
     let fields = params::fields(all(&p, "fields"));
     let mut query = EntityQuery {
         filter: params::filter_sets(all(&p, "filter"))?,
+        predicate: None,
         order: params::order_param(all(&p, "order"))?,
         offset: params::number(&p, "offset")?.unwrap_or(0),
         limit: params::number(&p, "limit")?,
@@ -108,6 +109,7 @@ pub async fn query_entities(
                 });
             EntityQuery {
                 filter: params::filter_sets(all(&p, "filter"))?,
+                predicate: None,
                 order,
                 full_text,
                 offset: params::number(&p, "offset")?.unwrap_or(0),
@@ -115,6 +117,15 @@ pub async fn query_entities(
             }
         }
     };
+    answer_query(&state, query, &fields).await
+}
+
+/// One page of a by-query answer: `{items, totalItems, pageInfo}`.
+async fn answer_query(
+    state: &AppState,
+    query: EntityQuery,
+    fields: &[String],
+) -> Result<Json<Value>, ApiError> {
     let page = state.store.query_entities(&query).await?;
     let limit = query.limit.unwrap_or(DEFAULT_QUERY_LIMIT);
     let mut page_info = serde_json::Map::new();
@@ -133,10 +144,107 @@ pub async fn query_entities(
         page_info.insert("prevCursor".into(), params::encode_cursor(&prev).into());
     }
     Ok(Json(json!({
-        "items": page.entities.iter().map(|e| entity_json(e, &fields)).collect::<Vec<_>>(),
+        "items": page.entities.iter().map(|e| entity_json(e, fields)).collect::<Vec<_>>(),
         "totalItems": page.total,
         "pageInfo": page_info,
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PredicateQuery {
+    #[serde(default)]
+    query: Option<Value>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<u64>,
+    #[serde(default)]
+    offset: Option<u64>,
+    #[serde(default)]
+    fields: Vec<String>,
+    #[serde(default)]
+    order_by: Vec<OrderBy>,
+    #[serde(default)]
+    full_text_filter: Option<FullTextFilter>,
+    /// Accepted for compatibility; the total is always given.
+    #[serde(default, rename = "totalItems")]
+    _total_items: Option<bool>,
+}
+
+#[derive(Deserialize)]
+pub struct OrderBy {
+    field: String,
+    order: String,
+}
+
+#[derive(Deserialize)]
+pub struct FullTextFilter {
+    #[serde(default)]
+    term: String,
+    #[serde(default)]
+    fields: Vec<String>,
+}
+
+/// `POST /entities/by-query`: the predicate language in the body.
+pub async fn query_entities_by_predicate(
+    State(state): State<AppState>,
+    body: Result<Json<PredicateQuery>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::input(format!("body is not a by-query request: {e}")))?;
+    let query = match &body.cursor {
+        Some(cursor) => {
+            let mut q = params::decode_cursor(cursor)?;
+            if let Some(l) = body.limit {
+                q.limit = Some(l);
+            }
+            q
+        }
+        None => {
+            let order = body
+                .order_by
+                .iter()
+                .map(|o| {
+                    Ok(plinth_store::OrderField {
+                        field: o.field.clone(),
+                        direction: params::direction(&o.order)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            let full_text = body
+                .full_text_filter
+                .as_ref()
+                .filter(|f| !f.term.trim().is_empty())
+                .map(|f| {
+                    let fields = if f.fields.is_empty() {
+                        match order.first() {
+                            Some(o) => vec![o.field.to_lowercase()],
+                            None => DEFAULT_FULL_TEXT_FIELDS
+                                .iter()
+                                .map(|f| (*f).to_owned())
+                                .collect(),
+                        }
+                    } else {
+                        f.fields.iter().map(|f| f.to_lowercase()).collect()
+                    };
+                    (f.term.clone(), fields)
+                });
+            EntityQuery {
+                filter: Vec::new(),
+                predicate: body
+                    .query
+                    .as_ref()
+                    .map(|q| params::predicate(q, "query"))
+                    .transpose()?,
+                order,
+                full_text,
+                offset: body.offset.unwrap_or(0),
+                limit: Some(body.limit.unwrap_or(DEFAULT_QUERY_LIMIT)),
+            }
+        }
+    };
+    answer_query(&state, query, &body.fields).await
 }
 
 #[derive(Deserialize)]

@@ -82,6 +82,11 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ),
         (
             "POST",
+            "/api/catalog/entities/by-query",
+            post(catalog::query_entities_by_predicate),
+        ),
+        (
+            "POST",
             "/api/catalog/entities/by-refs",
             post(catalog::entities_by_refs),
         ),

@@ -1,6 +1,6 @@
 //! Query parameters as Backstage's catalog API takes them.
 
-use plinth_store::{EntityQuery, Filter, FilterSet, OrderField, SortDirection};
+use plinth_store::{EntityQuery, Filter, FilterSet, OrderField, Predicate, SortDirection};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -83,6 +83,120 @@ pub fn filter_sets<'a>(values: impl Iterator<Item = &'a str>) -> Result<Vec<Filt
         sets.push(set);
     }
     Ok(sets)
+}
+
+/// Parses Backstage's predicate language: an object whose keys are `$all`,
+/// `$any`, `$not`, or field paths; a field's value is a value to equal, or an
+/// object with one of `$exists`, `$in`, `$hasPrefix`, `$contains`. Several
+/// keys in one object must all hold. `at` names where, for messages.
+pub fn predicate(value: &Value, at: &str) -> Result<Predicate, ApiError> {
+    let Value::Object(map) = value else {
+        return Err(ApiError::input(format!(
+            "{at} must be an object such as {{\"kind\": \"component\"}}"
+        )));
+    };
+    let mut parts = Vec::new();
+    for (key, v) in map {
+        let here = format!("{at}.{key}");
+        parts.push(match key.as_str() {
+            "$all" | "$any" => {
+                let Value::Array(items) = v else {
+                    return Err(ApiError::input(format!(
+                        "{here} must be a list of predicates"
+                    )));
+                };
+                let items = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| predicate(p, &format!("{here}[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if key == "$all" {
+                    Predicate::All(items)
+                } else {
+                    Predicate::Any(items)
+                }
+            }
+            "$not" => Predicate::Not(Box::new(predicate(v, &here)?)),
+            k if k.starts_with('$') => {
+                return Err(ApiError::input(format!(
+                    "{here}: unknown operator {k}; use $all, $any, $not, or a field name"
+                )));
+            }
+            field => field_predicate(&field.to_lowercase(), v, &here)?,
+        });
+    }
+    Ok(if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Predicate::All(parts)
+    })
+}
+
+fn scalar(v: &Value, at: &str) -> Result<String, ApiError> {
+    match v {
+        Value::String(s) => Ok(s.to_lowercase()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(ApiError::input(format!(
+            "{at} must be a string, number or boolean"
+        ))),
+    }
+}
+
+fn field_predicate(field: &str, v: &Value, at: &str) -> Result<Predicate, ApiError> {
+    let Value::Object(m) = v else {
+        return Ok(Predicate::In(field.to_owned(), vec![scalar(v, at)?]));
+    };
+    let (op, arg) = match m.iter().next() {
+        Some(pair) if m.len() == 1 => pair,
+        _ => {
+            return Err(ApiError::input(format!(
+                "{at} must hold exactly one of $exists, $in, $hasPrefix, $contains"
+            )));
+        }
+    };
+    let here = format!("{at}.{op}");
+    Ok(match op.as_str() {
+        "$exists" => match arg {
+            Value::Bool(true) => Predicate::Exists(field.to_owned()),
+            Value::Bool(false) => Predicate::Not(Box::new(Predicate::Exists(field.to_owned()))),
+            _ => return Err(ApiError::input(format!("{here} must be true or false"))),
+        },
+        "$in" => {
+            let Value::Array(items) = arg else {
+                return Err(ApiError::input(format!("{here} must be a list of values")));
+            };
+            let values = items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| scalar(x, &format!("{here}[{i}]")))
+                .collect::<Result<Vec<_>, _>>()?;
+            Predicate::In(field.to_owned(), values)
+        }
+        "$hasPrefix" => Predicate::HasPrefix(field.to_owned(), scalar(arg, &here)?),
+        "$contains" => match arg {
+            // On relations: {type, targetRef}.
+            Value::Object(rel) if field == "relations" => {
+                let kind = rel.get("type").and_then(Value::as_str).ok_or_else(|| {
+                    ApiError::input(format!(
+                        "{here} on relations needs {{\"type\": ..., \"targetRef\": ...}}"
+                    ))
+                })?;
+                let key = format!("relations.{}", kind.to_lowercase());
+                match rel.get("targetRef") {
+                    Some(t) => Predicate::In(key, vec![scalar(t, &format!("{here}.targetRef"))?]),
+                    None => Predicate::Exists(key),
+                }
+            }
+            // On an array of values: one of them equals.
+            other => Predicate::In(field.to_owned(), vec![scalar(other, &here)?]),
+        },
+        other => {
+            return Err(ApiError::input(format!(
+                "{at}: unknown matcher {other}; use $exists, $in, $hasPrefix or $contains"
+            )));
+        }
+    })
 }
 
 /// `fields=kind,metadata.name`: comma-separated, repeatable.

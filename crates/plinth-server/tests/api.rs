@@ -690,3 +690,79 @@ async fn metrics_count_requests_by_route_and_refreshes() {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
 }
+
+#[tokio::test]
+async fn post_by_query_speaks_the_predicate_language() {
+    let app = TestApp::spawn().await;
+    let q = |query: Value| json!({"query": query, "fields": ["metadata.name"], "orderBy": [{"field": "metadata.name", "order": "asc"}], "limit": 50});
+    let r = app
+        .post(
+            "/api/catalog/entities/by-query",
+            q(json!({"$all": [{"kind": "Component"}, {"spec.lifecycle": {"$in": ["experimental"]}}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        names(&r.body["items"]),
+        ["fulfilment-service", "label-printer"]
+    );
+    assert_eq!(r.body["totalItems"], 2);
+    let r = app
+        .post(
+            "/api/catalog/entities/by-query",
+            q(json!({"kind": "component", "$not": {"spec.type": "service"}})),
+        )
+        .await;
+    assert_eq!(names(&r.body["items"]), ["design-system", "storefront-web"]);
+    let r = app
+        .post(
+            "/api/catalog/entities/by-query",
+            q(json!({"$any": [{"metadata.name": {"$hasPrefix": "PAY"}}, {"metadata.tags": {"$contains": "rust"}}], "kind": {"$exists": true}})),
+        )
+        .await;
+    assert_eq!(
+        names(&r.body["items"]),
+        [
+            "checkout-service",
+            "payments-api",
+            "payments-db",
+            "payments-service",
+            "payments-team"
+        ]
+    );
+    let r = app
+        .post(
+            "/api/catalog/entities/by-query",
+            q(json!({"relations": {"$contains": {"type": "memberOf", "targetRef": "group:default/storefront-team"}}})),
+        )
+        .await;
+    assert_eq!(names(&r.body["items"]), ["maria.lopez", "sam.okafor"]);
+    // Cursors continue a predicate query.
+    let first = app
+        .post(
+            "/api/catalog/entities/by-query",
+            json!({"query": {"kind": "user"}, "limit": 5}),
+        )
+        .await;
+    let cursor = first.body["pageInfo"]["nextCursor"].as_str().unwrap();
+    let second = app
+        .post("/api/catalog/entities/by-query", json!({"cursor": cursor}))
+        .await;
+    assert_eq!(second.body["items"].as_array().unwrap().len(), 3);
+    // Mistakes name where they are.
+    let bad = app
+        .post(
+            "/api/catalog/entities/by-query",
+            json!({"query": {"$all": [{"kind": {"$near": 1}}]}}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        bad.body["error"]["message"],
+        "query.$all[0].kind: unknown matcher $near; use $exists, $in, $hasPrefix or $contains"
+    );
+    let bad = app
+        .post("/api/catalog/entities/by-query", json!({"query": [1]}))
+        .await;
+    assert_eq!(bad.status, 400);
+}

@@ -30,11 +30,30 @@ pub struct OrderField {
     pub direction: SortDirection,
 }
 
-/// A query: entities matching any of the filter sets (all when none),
-/// ordered, one page.
+/// Backstage's predicate query language (`POST /entities/by-query`):
+/// `$all`, `$any`, `$not`, and per-field matchers. Keys are search keys
+/// (lowercase dot paths) or `relations.<type>`; values are lowercase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Predicate {
+    All(Vec<Predicate>),
+    Any(Vec<Predicate>),
+    Not(Box<Predicate>),
+    /// The field has one of the values (`{"kind": "component"}`, `$in`, or
+    /// `$contains` on an array or on relations).
+    In(String, Vec<String>),
+    /// The field exists (`{"$exists": true}`).
+    Exists(String),
+    /// The field has a value starting with this (`$hasPrefix`).
+    HasPrefix(String, String),
+}
+
+/// A query: entities matching any of the filter sets (all when none) and
+/// the predicate, ordered, one page.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntityQuery {
     pub filter: Vec<FilterSet>,
+    #[serde(default)]
+    pub predicate: Option<Predicate>,
     pub order: Vec<OrderField>,
     /// Case-insensitive substring match over `full_text_fields` (lowercase
     /// search keys).
@@ -97,10 +116,66 @@ impl Filter {
         sql.text.push(')');
     }
 
+    fn exists(key: &str) -> Filter {
+        Filter {
+            key: key.to_owned(),
+            values: Vec::new(),
+        }
+    }
+
     fn is_search_key(&self) -> bool {
         !self.key.starts_with("relations.")
             && self.key != "metadata.uid"
             && self.key != "metadata.etag"
+    }
+}
+
+impl Predicate {
+    fn condition(&self, sql: &mut Sql) {
+        let join = |items: &[Predicate], op: &str, empty: &str, sql: &mut Sql| {
+            if items.is_empty() {
+                sql.text.push_str(empty);
+                return;
+            }
+            sql.text.push('(');
+            for (i, p) in items.iter().enumerate() {
+                if i > 0 {
+                    sql.text.push_str(op);
+                }
+                p.condition(sql);
+            }
+            sql.text.push(')');
+        };
+        match self {
+            Predicate::All(items) => join(items, " AND ", "1 = 1", sql),
+            Predicate::Any(items) => join(items, " OR ", "1 = 0", sql),
+            Predicate::Not(p) => {
+                sql.text.push_str("NOT (");
+                p.condition(sql);
+                sql.text.push(')');
+            }
+            Predicate::In(key, values) => Filter {
+                key: key.clone(),
+                values: values.clone(),
+            }
+            .condition(sql),
+            Predicate::Exists(key) => Filter::exists(key).condition(sql),
+            Predicate::HasPrefix(key, prefix) => {
+                if let Some(kind) = key.strip_prefix("relations.") {
+                    sql.text.push_str(
+                        "EXISTS (SELECT 1 FROM relations r WHERE r.source_ref = e.ref AND r.type_key = ? AND substr(r.target_ref, 1, length(?)) = ?)",
+                    );
+                    sql.binds
+                        .extend([kind.to_owned(), prefix.clone(), prefix.clone()]);
+                } else {
+                    sql.text.push_str(
+                        "EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key = ? AND substr(s.value, 1, length(?)) = ?)",
+                    );
+                    sql.binds
+                        .extend([key.clone(), prefix.clone(), prefix.clone()]);
+                }
+            }
+        }
     }
 }
 
@@ -129,6 +204,10 @@ impl EntityQuery {
             }
             sql.text.push(')');
         }
+        if let Some(p) = &self.predicate {
+            sql.text.push_str(" AND ");
+            p.condition(&mut sql);
+        }
         if let Some((term, fields)) = self.full_text_term() {
             let placeholders = vec!["?"; fields.len()].join(", ");
             sql.text.push_str(&format!(
@@ -150,6 +229,9 @@ impl EntityQuery {
     /// and the query without it. Such a query is answered from the leading
     /// key's index entries, probing the rest per entity.
     fn lead_filter(&self) -> Option<(&Filter, EntityQuery)> {
+        if self.predicate.is_some() {
+            return None;
+        }
         let sets: Vec<&FilterSet> = self.filter.iter().filter(|s| !s.is_empty()).collect();
         let [set] = sets.as_slice() else { return None };
         let lead = set
@@ -198,7 +280,7 @@ impl EntityQuery {
 
     /// What identifies the matching set, for caching its count.
     fn matching_key(&self) -> String {
-        serde_json::to_string(&(&self.filter, &self.full_text)).unwrap_or_default()
+        serde_json::to_string(&(&self.filter, &self.predicate, &self.full_text)).unwrap_or_default()
     }
 }
 

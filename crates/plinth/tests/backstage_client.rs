@@ -78,6 +78,7 @@ fn backstage_catalog_client_works_unchanged() {
                 "second": ["lee.chen", "maria.lopez", "priya.raman"],
                 "hasPrev": true,
             },
+            "queryEntitiesPredicate": {"items": ["payments-api", "checkout-api"], "totalItems": 2},
             "getEntitiesByRefs": ["checkout-api", null, "keel"],
             "getEntityByRef": {"name": "checkout-service", "owner": "group:default/checkout-team", "missing": true},
             "getEntityFacets": {"kind": [{"value": "API", "count": 3}, {"value": "Domain", "count": 2}]},

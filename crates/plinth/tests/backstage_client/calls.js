@@ -32,6 +32,13 @@ async function main() {
     hasPrev: Boolean(second.pageInfo.prevCursor),
   };
 
+  const predicate = await client.queryEntities({
+    query: { $all: [{ kind: 'api' }, { $not: { 'spec.type': 'asyncapi' } }] },
+    orderFields: { field: 'metadata.name', order: 'desc' },
+    fields: ['metadata.name'],
+  });
+  out.queryEntitiesPredicate = { items: names(predicate.items), totalItems: predicate.totalItems };
+
   const byRefs = await client.getEntitiesByRefs({
     entityRefs: ['api:default/checkout-api', 'component:default/nope', 'group:default/keel'],
   });
