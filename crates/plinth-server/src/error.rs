@@ -67,7 +67,7 @@ impl From<plinth_store::StoreError> for ApiError {
             }
             plinth_store::StoreError::Database(e) => {
                 // Logged once here, where it is handled.
-                eprintln!("store error: {e}");
+                tracing::error!(error = %e, "catalog database error");
                 ApiError::unavailable("the catalog database is not available; try again shortly")
             }
             other => ApiError::internal(other.to_string()),

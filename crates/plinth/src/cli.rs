@@ -54,6 +54,19 @@ pub struct ServeArgs {
     #[arg(long)]
     pub demo: bool,
 
+    /// Log format: text for people, json for log collectors.
+    #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log levels, as `info` or `plinth=debug,info`.
+    #[arg(
+        long,
+        env = "PLINTH_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+
     #[command(flatten)]
     pub catalog: CatalogFlags,
 }
@@ -161,6 +174,12 @@ pub struct CatalogFlags {
     /// Largest catalog file read, for example 16MiB.
     #[arg(long, value_name = "SIZE", env = "PLINTH_CATALOG_MAX_FILE_SIZE")]
     pub max_file_size: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

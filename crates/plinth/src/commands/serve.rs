@@ -9,7 +9,7 @@ use plinth_catalog::ingest::{self, IngestOptions};
 use plinth_server::AppState;
 use plinth_store::Store;
 
-use crate::cli::ServeArgs;
+use crate::cli::{LogFormat, ServeArgs};
 use crate::config::Config;
 use crate::demo;
 
@@ -17,6 +17,7 @@ use crate::demo;
 const DEFAULT_REFRESH_SECONDS: u64 = 180;
 
 pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -101,33 +102,64 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Structured logs on stderr. Secrets are never logged: nothing here logs
+/// request bodies, headers or configuration values.
+fn init_logging(args: &ServeArgs) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter: tracing_subscriber::filter::Targets = args.log.parse().map_err(|e| {
+        anyhow::anyhow!(
+            "--log \"{}\": {e}; write a level such as info, or plinth=debug,info",
+            args.log
+        )
+    })?;
+    let registry = tracing_subscriber::registry().with(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => registry.with(fmt).try_init(),
+        LogFormat::Json => registry.with(fmt.json()).try_init(),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
+}
+
 /// Refreshes every location, one at a time; problems are logged, not fatal.
 async fn refresh_all(state: &AppState) {
     let locations = match state.store.locations().await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("plinth: cannot list locations: {e}");
+            tracing::error!(error = %e, "cannot list locations");
             return;
         }
     };
     for location in locations {
         let started = std::time::Instant::now();
         match state.refresh(&location).await {
-            Ok(report) => eprintln!(
-                "plinth: refreshed {}:{} in {} ms: {} added, {} updated, {} removed, {} unchanged, {} conflicts, {} problems",
-                location.kind,
-                location.target,
-                started.elapsed().as_millis(),
-                report.summary.added,
-                report.summary.updated,
-                report.summary.removed,
-                report.summary.unchanged,
-                report.summary.conflicts,
-                report.findings.len(),
-            ),
-            Err(e) => eprintln!(
-                "plinth: refresh of {}:{} failed: {e}",
-                location.kind, location.target
+            Ok(report) => {
+                let outcome = match &report.outcome {
+                    plinth_store::RefreshOutcome::Ok => "ok".to_owned(),
+                    plinth_store::RefreshOutcome::Problems(m)
+                    | plinth_store::RefreshOutcome::Failed(m) => m.clone(),
+                };
+                tracing::info!(
+                    location.id = %location.id,
+                    location.kind = %location.kind,
+                    location.target = %location.target,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    added = report.summary.added,
+                    updated = report.summary.updated,
+                    removed = report.summary.removed,
+                    unchanged = report.summary.unchanged,
+                    conflicts = report.summary.conflicts,
+                    problems = report.findings.len(),
+                    outcome = %outcome,
+                    "refreshed {}:{}", location.kind, location.target
+                );
+            }
+            Err(e) => tracing::error!(
+                location.id = %location.id,
+                location.target = %location.target,
+                error = %e,
+                "refresh of {}:{} failed", location.kind, location.target
             ),
         }
     }
