@@ -586,3 +586,31 @@ pub async fn validate_entity(
         },
     )
 }
+
+/// plinth's ranked search for people: `GET /api/search?term=...&limit=`.
+/// Every word must match; hits come best first with their score.
+pub async fn search(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = params::pairs(raw.as_deref());
+    let term = one(&p, "term").unwrap_or("").trim().to_owned();
+    if term.is_empty() {
+        return Err(ApiError::input(
+            "term is required, for example ?term=payments",
+        ));
+    }
+    let limit = params::number(&p, "limit")?.unwrap_or(20).min(100);
+    let hits = state.store.search(&term, limit).await?;
+    Ok(Json(json!({
+        "term": term,
+        "results": hits.iter().map(|h| json!({
+            "entityRef": h.entity.entity_ref,
+            "score": h.score,
+            "entity": params::project(h.entity.to_api_json(), &[
+                "kind".into(), "metadata.namespace".into(), "metadata.name".into(), "metadata.title".into(),
+                "metadata.description".into(), "spec.type".into(), "spec.owner".into(),
+            ]),
+        })).collect::<Vec<_>>(),
+    })))
+}

@@ -147,6 +147,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "/api/catalog/validate-entity",
             post(catalog::validate_entity),
         ),
+        ("GET", "/api/search", get(catalog::search)),
         ("GET", "/api/openapi.json", get(openapi)),
         ("GET", "/healthz", get(|| async { "ok" })),
         ("GET", "/readyz", get(readyz)),

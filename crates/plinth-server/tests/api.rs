@@ -766,3 +766,56 @@ async fn post_by_query_speaks_the_predicate_language() {
         .await;
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test]
+async fn ranked_search_puts_names_first() {
+    let app = TestApp::spawn().await;
+    let refs = |r: &Reply| -> Vec<String> {
+        r.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["entityRef"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let r = app.get("/api/search?term=Payments").await;
+    let found = refs(&r);
+    // Names that start with the word rank above entities that only mention it.
+    let mut top: Vec<String> = found[..4].to_vec();
+    top.sort();
+    assert_eq!(
+        top,
+        [
+            "api:default/payments-api",
+            "component:default/payments-service",
+            "group:default/payments-team",
+            "resource:default/payments-db"
+        ],
+        "{found:?}"
+    );
+    // The checkout system's description mentions payments: found, ranked after.
+    assert_eq!(found[4], "system:default/checkout", "{found:?}");
+    assert!(
+        r.body["results"][3]["score"].as_i64().unwrap()
+            > r.body["results"][4]["score"].as_i64().unwrap()
+    );
+    // Every word must match.
+    assert_eq!(
+        refs(&app.get("/api/search?term=checkout%20rust").await),
+        ["component:default/checkout-service"]
+    );
+    // Tags, owners and kinds match exactly.
+    let mut pci = refs(&app.get("/api/search?term=pci").await);
+    pci.sort();
+    // Two by tag, one by its description ("PCI scope").
+    assert_eq!(
+        pci,
+        [
+            "api:default/payments-api",
+            "component:default/payments-service",
+            "resource:default/payments-db"
+        ]
+    );
+    assert!(refs(&app.get("/api/search?term=zzz-nothing").await).is_empty());
+    assert_eq!(app.get("/api/search?term=").await.status, 400);
+}

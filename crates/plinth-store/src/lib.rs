@@ -25,7 +25,9 @@ pub mod search;
 mod write;
 
 pub use plinth_model::{EntityRef, Relation};
-pub use query::{EntityQuery, Filter, FilterSet, OrderField, Predicate, QueryPage, SortDirection};
+pub use query::{
+    EntityQuery, Filter, FilterSet, OrderField, Predicate, QueryPage, SearchHit, SortDirection,
+};
 pub use write::{FileUpdate, NewEntity, RefreshOutcome, RefreshSummary};
 
 #[derive(Debug, thiserror::Error)]

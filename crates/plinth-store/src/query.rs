@@ -480,3 +480,73 @@ impl Store {
         Ok(out)
     }
 }
+
+/// How much a match in each place counts in [`Store::search`]: a name beats
+/// a title beats a tag beats a description.
+const SEARCH_WEIGHTS: &str = "
+    CASE
+        WHEN s.key = 'metadata.name' AND s.value = w.word THEN 100
+        WHEN s.key = 'metadata.name' AND substr(s.value, 1, length(w.word)) = w.word THEN 60
+        WHEN s.key = 'metadata.name' AND instr(s.value, w.word) > 0 THEN 40
+        WHEN s.key IN ('metadata.title', 'spec.profile.displayname') AND instr(s.value, w.word) > 0 THEN 30
+        WHEN s.key = 'metadata.tags' AND s.value = w.word THEN 20
+        WHEN s.key IN ('kind', 'spec.type', 'spec.owner', 'spec.lifecycle', 'spec.system') AND s.value = w.word THEN 10
+        WHEN s.key = 'metadata.description' AND instr(s.value, w.word) > 0 THEN 8
+        WHEN s.key LIKE 'metadata.annotations.%' AND instr(s.value, w.word) > 0 THEN 4
+        ELSE 0
+    END";
+
+/// One search hit: the entity and its score.
+pub struct SearchHit {
+    pub entity: StoredEntity,
+    pub score: i64,
+}
+
+impl Store {
+    /// Ranked search for people: every word of `term` must match somewhere
+    /// in an entity's name, title, tags, kind, type, owner, lifecycle,
+    /// system, description or annotation values (case-insensitive); entities
+    /// score by where their words matched, best first.
+    pub async fn search(&self, term: &str, limit: u64) -> Result<Vec<SearchHit>, StoreError> {
+        let words: Vec<String> = term
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .filter(|w| !w.is_empty())
+            .take(8)
+            .collect();
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT t.entity_id, t.score, e.ref FROM (SELECT entity_id, SUM(score) AS score FROM (
+                SELECT s.entity_id, w.key AS word, MAX({SEARCH_WEIGHTS}) AS score
+                FROM (SELECT key, value AS word FROM json_each(?)) w
+                JOIN search s ON (
+                    s.key IN ('metadata.name', 'metadata.title', 'spec.profile.displayname', 'metadata.description')
+                    OR s.key LIKE 'metadata.annotations.%'
+                    OR (s.key IN ('metadata.tags', 'kind', 'spec.type', 'spec.owner', 'spec.lifecycle', 'spec.system') AND s.value = w.word)
+                ) AND instr(s.value, w.word) > 0
+                GROUP BY s.entity_id, w.key
+            ) GROUP BY entity_id HAVING COUNT(*) = ? ORDER BY score DESC, entity_id LIMIT ?) t
+            JOIN entities e ON e.id = t.entity_id ORDER BY t.score DESC, t.entity_id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(serde_json::Value::from(words.clone()).to_string())
+            .bind(words.len() as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let scores: std::collections::HashMap<String, i64> =
+            rows.iter().map(|r| (r.get(2), r.get(1))).collect();
+        // An entity deleted meanwhile is simply left out.
+        let entities = self.load_entities(&ids).await?;
+        Ok(entities
+            .into_iter()
+            .map(|entity| SearchHit {
+                score: scores.get(&entity.entity_ref).copied().unwrap_or(0),
+                entity,
+            })
+            .collect())
+    }
+}

@@ -89,6 +89,17 @@ pub enum CatalogCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Search a running plinth's catalog, best matches first.
+    Search {
+        /// Words to find in names, titles, tags, owners, descriptions...
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// Most results.
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// List entities from a running plinth.
     List {
         /// A filter as in the API: key=value[,key=value...] (repeatable; any may match).

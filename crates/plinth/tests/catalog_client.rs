@@ -153,6 +153,17 @@ fn client_commands_against_a_running_server() {
     assert_eq!(all.code, 0, "{}", all.stderr);
     assert_eq!(all.stdout.lines().count(), 2, "{}", all.stdout);
 
+    let found = plinth(dir, url, &["catalog", "search", "checkout", "rust"]);
+    assert_eq!(
+        found.stdout,
+        "ENTITY                              OWNER          TITLE\ncomponent:default/checkout-service  checkout-team  Checkout service\n"
+    );
+    let none = plinth(dir, url, &["catalog", "search", "zzz-nothing"]);
+    assert_eq!(
+        (none.code, none.stderr.as_str()),
+        (0, "nothing matches \"zzz-nothing\"\n")
+    );
+
     let missing = plinth(dir, url, &["catalog", "get", "nope"]);
     assert_eq!(missing.code, 1);
     assert_eq!(

@@ -16,6 +16,11 @@ pub fn run(command: CatalogCommand) -> anyhow::Result<ExitCode> {
             limit,
             client,
         } => list(&filters, limit, &client),
+        CatalogCommand::Search {
+            words,
+            limit,
+            client,
+        } => search(&words.join(" "), limit, &client),
         CatalogCommand::Register {
             target,
             kind,
@@ -222,6 +227,51 @@ fn list(filters: &[String], limit: u64, args: &ClientArgs) -> anyhow::Result<Exi
             items.len()
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn search(term: &str, limit: u64, args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(args);
+    let answer = client.call(
+        "GET",
+        &format!(
+            "/api/search?term={}&limit={}",
+            urlencode(term),
+            limit.min(100)
+        ),
+        None,
+    )?;
+    if answer.status != 200 {
+        return refused(&answer);
+    }
+    if args.output == Output::Json {
+        print_json(&answer.body);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    let rows: Vec<[String; 3]> = answer.body["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|h| {
+            let e = &h["entity"];
+            let title = e["metadata"]["title"]
+                .as_str()
+                .or(e["metadata"]["description"].as_str())
+                .unwrap_or("-");
+            [
+                s(&h["entityRef"]),
+                s(&e["spec"]["owner"]),
+                title.chars().take(60).collect(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        eprintln!("nothing matches \"{term}\"");
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_table(&["ENTITY", "OWNER", "TITLE"], &rows);
     Ok(ExitCode::SUCCESS)
 }
 
