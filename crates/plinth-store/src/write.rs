@@ -230,15 +230,24 @@ async fn apply_files(
         )
         .collect();
 
-    // Everything this location holds now.
-    let rows =
-        sqlx::query("SELECT id, ref, file, body, generation FROM entities WHERE location_id = ?")
-            .bind(location_id)
-            .fetch_all(&mut **tx)
-            .await?;
-    let mut mine: HashMap<String, Existing> = rows
+    // What this location holds in the files read now or gone: only those
+    // can change, so unchanged files cost nothing here.
+    let touched: Vec<&str> = files
         .iter()
-        .map(|r| {
+        .map(|f| f.path.as_str())
+        .chain(gone.iter().map(|p| p.as_str()))
+        .collect();
+    let mut mine: HashMap<String, Existing> = HashMap::new();
+    for chunk in touched.chunks(CHUNK) {
+        let rows = sqlx::query(
+            "SELECT id, ref, file, body, generation FROM entities
+             WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))",
+        )
+        .bind(location_id)
+        .bind(Value::from(chunk.to_vec()).to_string())
+        .fetch_all(&mut **tx)
+        .await?;
+        mine.extend(rows.iter().map(|r| {
             (
                 r.get::<String, _>("ref"),
                 Existing {
@@ -248,10 +257,11 @@ async fn apply_files(
                     generation: r.get("generation"),
                 },
             )
-        })
-        .collect();
+        }));
+    }
 
-    // Entities another location holds: those stay there (conflicts).
+    // Entities already held elsewhere stay there: by another location, or
+    // by an unchanged file of this one. Either way it is a conflict.
     let new_refs: Vec<String> = files
         .iter()
         .flat_map(|f| f.entities.iter())
@@ -261,9 +271,8 @@ async fn apply_files(
     let mut held_elsewhere = HashSet::new();
     for chunk in new_refs.chunks(CHUNK) {
         let held: Vec<String> = sqlx::query_scalar(
-            "SELECT ref FROM entities WHERE location_id <> ? AND ref IN (SELECT value FROM json_each(?))",
+            "SELECT ref FROM entities WHERE ref IN (SELECT value FROM json_each(?))",
         )
-        .bind(location_id)
         .bind(Value::from(chunk.to_vec()).to_string())
         .fetch_all(&mut **tx)
         .await?;
@@ -417,12 +426,19 @@ async fn apply_files(
             .execute(&mut **tx)
             .await?;
     }
+    // A file that lost a conflict is read again next time, whatever its
+    // content: the other definition may be gone by then.
+    let conflicted: HashSet<&str> = conflicts.iter().filter_map(|c| c[1].as_str()).collect();
     let file_rows: Vec<Value> = files
         .iter()
         .map(|f| {
             json!([
                 f.path,
-                f.hash,
+                if conflicted.contains(f.path.as_str()) {
+                    ""
+                } else {
+                    f.hash.as_str()
+                },
                 Value::from(f.findings.clone()).to_string(),
                 Value::from(f.targets.clone()).to_string()
             ])

@@ -320,6 +320,20 @@ async fn the_first_location_keeps_a_conflicting_entity() {
     let won = f.store.location_problems(&one.id).await.unwrap();
     assert_eq!(won.won_conflicts.len(), 1);
     assert_eq!(won.won_conflicts[0].1, two.id);
+    // When the first location drops it, the second takes it on its next
+    // refresh, though its file did not change.
+    f.write("one.yaml", &group("team-one"));
+    f.refresh(&one).await;
+    assert!(f.entity("component:default/shared").await.is_none());
+    f.refresh(&two).await;
+    let shared = f.entity("component:default/shared").await.unwrap();
+    assert_eq!(shared.body["spec"]["owner"], "team-two");
+    assert!(
+        shared
+            .status
+            .iter()
+            .all(|s| s["type"] != "plinth.io/conflict")
+    );
 }
 
 #[tokio::test]
@@ -571,4 +585,33 @@ async fn broken_git_locations_fail_and_keep_what_they_had() {
             .unwrap_err()
             .contains("data directory")
     );
+}
+
+#[tokio::test]
+async fn an_entity_defined_twice_in_one_location_keeps_the_first() {
+    let f = Fixture::new().await;
+    f.write("a.yaml", &component("twice", "team-a"));
+    let loc = f.register("dir", ".").await;
+    f.refresh(&loc).await;
+    // A second file defines it again; the first file is unchanged.
+    f.write("b.yaml", &component("twice", "team-b"));
+    let report = f.refresh(&loc).await;
+    assert_eq!(report.summary.conflicts, 1);
+    let twice = f.entity("component:default/twice").await.unwrap();
+    assert_eq!(twice.body["spec"]["owner"], "team-a");
+    assert!(
+        twice
+            .status
+            .iter()
+            .any(|s| s["type"] == "plinth.io/conflict"),
+        "{:?}",
+        twice.status
+    );
+    // Moving it between two changed files moves it.
+    f.write("a.yaml", &group("team-a"));
+    f.write("b.yaml", &component("twice", "team-b"));
+    f.refresh(&loc).await;
+    let twice = f.entity("component:default/twice").await.unwrap();
+    assert_eq!(twice.body["spec"]["owner"], "team-b");
+    assert!(twice.file.ends_with("/b.yaml"));
 }
