@@ -369,6 +369,15 @@ pub async fn entity_facets(
     Ok(Json(json!({ "facets": out })))
 }
 
+/// The location with this id, or the API's not-found error.
+async fn find_location(state: &AppState, id: &str) -> Result<Location, ApiError> {
+    state
+        .store
+        .location(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Found no location with ID {id}")))
+}
+
 fn location_json(l: &Location) -> Value {
     json!({"id": l.id, "type": l.kind, "target": l.target})
 }
@@ -387,12 +396,7 @@ pub async fn get_location(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    match state.store.location(&id).await? {
-        Some(l) => Ok(Json(location_json(&l))),
-        None => Err(ApiError::not_found(format!(
-            "Found no location with ID {id}"
-        ))),
-    }
+    Ok(Json(location_json(&find_location(&state, &id).await?)))
 }
 
 /// plinth's addition: a location's last refresh, findings and conflicts.
@@ -400,11 +404,7 @@ pub async fn location_status(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(location) = state.store.location(&id).await? else {
-        return Err(ApiError::not_found(format!(
-            "Found no location with ID {id}"
-        )));
-    };
+    let location = find_location(&state, &id).await?;
     let problems = state.store.location_problems(&id).await?;
     Ok(Json(json!({
         "location": location_json(&location),
@@ -509,11 +509,7 @@ pub async fn refresh_location_by_id(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(location) = state.store.location(&id).await? else {
-        return Err(ApiError::not_found(format!(
-            "Found no location with ID {id}"
-        )));
-    };
+    let location = find_location(&state, &id).await?;
     let report = state.refresh(&location).await?;
     let (status, message) = match &report.outcome {
         plinth_store::RefreshOutcome::Ok => ("ok", None),
