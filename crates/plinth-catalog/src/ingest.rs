@@ -28,6 +28,8 @@ pub struct IngestOptions {
     /// Where git locations are checked out; git locations are refused
     /// without it.
     pub git_dir: Option<PathBuf>,
+    /// What happens to entities their location no longer defines.
+    pub orphans: plinth_store::OrphanPolicy,
     /// Directories that file and dir locations, and the targets of Location
     /// entities, must stay inside.
     pub allowed_roots: Vec<PathBuf>,
@@ -245,7 +247,13 @@ pub async fn refresh_location(
     .await
     .map_err(|e| IngestError::Task(e.to_string()))?;
     let summary = store
-        .apply_refresh(&location.id, &plan.files, &plan.unchanged, &plan.outcome)
+        .apply_refresh(
+            &location.id,
+            &plan.files,
+            &plan.unchanged,
+            &plan.outcome,
+            options.orphans,
+        )
         .await?;
     Ok(RefreshReport {
         summary,

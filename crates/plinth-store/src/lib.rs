@@ -28,7 +28,7 @@ pub use plinth_model::{EntityRef, Relation};
 pub use query::{
     EntityQuery, Filter, FilterSet, OrderField, Predicate, QueryPage, SearchHit, SortDirection,
 };
-pub use write::{FileUpdate, NewEntity, RefreshOutcome, RefreshSummary};
+pub use write::{FileUpdate, NewEntity, OrphanPolicy, RefreshOutcome, RefreshSummary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -47,6 +47,17 @@ pub enum RefreshOutcome {
     Failed(String),
 }
 
+/// What happens to entities their location no longer defines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OrphanPolicy {
+    /// Removed (Backstage's default since catalog-backend 3.0).
+    #[default]
+    Delete,
+    /// Kept, marked with the annotation `backstage.io/orphan: "true"`, until
+    /// deleted by uid or defined again.
+    Keep,
+}
+
 /// What a refresh changed, in entities.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RefreshSummary {
@@ -54,6 +65,8 @@ pub struct RefreshSummary {
     pub updated: usize,
     pub unchanged: usize,
     pub removed: usize,
+    /// Kept as orphans instead of removed.
+    pub orphaned: usize,
     pub conflicts: usize,
 }
 
@@ -140,14 +153,15 @@ impl Store {
         files: &[FileUpdate],
         unchanged: &[String],
         outcome: &RefreshOutcome,
+        orphans: OrphanPolicy,
     ) -> Result<RefreshSummary, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut summary = RefreshSummary::default();
         if !matches!(outcome, RefreshOutcome::Failed(_)) {
-            summary = apply_files(&mut tx, location_id, files, unchanged).await?;
+            summary = apply_files(&mut tx, location_id, files, unchanged, orphans).await?;
         }
         // Status and findings change answers too, so any file read counts.
-        if !files.is_empty() || summary.removed > 0 {
+        if !files.is_empty() || summary.removed + summary.orphaned > 0 {
             bump_version(&mut tx).await?;
         }
         let (status, message) = match outcome {
@@ -183,6 +197,7 @@ struct Existing {
     file: String,
     body: String,
     generation: i64,
+    orphan: bool,
 }
 
 async fn apply_files(
@@ -190,6 +205,7 @@ async fn apply_files(
     location_id: &str,
     files: &[FileUpdate],
     unchanged: &[String],
+    orphans: OrphanPolicy,
 ) -> Result<RefreshSummary, StoreError> {
     let mut summary = RefreshSummary::default();
     // Entities of files that did not change are unchanged too.
@@ -240,8 +256,8 @@ async fn apply_files(
     let mut mine: HashMap<String, Existing> = HashMap::new();
     for chunk in touched.chunks(CHUNK) {
         let rows = sqlx::query(
-            "SELECT id, ref, file, body, generation FROM entities
-             WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))",
+            "SELECT id, ref, file, body, generation, orphan FROM entities
+             WHERE location_id = ? AND (file IN (SELECT value FROM json_each(?)) OR orphan = 1)",
         )
         .bind(location_id)
         .bind(Value::from(chunk.to_vec()).to_string())
@@ -255,6 +271,7 @@ async fn apply_files(
                     file: r.get("file"),
                     body: r.get("body"),
                     generation: r.get("generation"),
+                    orphan: r.get::<i64, _>("orphan") == 1,
                 },
             )
         }));
@@ -322,15 +339,23 @@ async fn apply_files(
         }
     }
     // Entities of incomplete or unchanged files stay whatever they hold.
-    mine.retain(|r, e| !keep.contains(r) && replaced.contains(e.file.as_str()));
+    mine.retain(|r, e| !e.orphan && !keep.contains(r) && replaced.contains(e.file.as_str()));
     let removed: Vec<i64> = mine.values().map(|e| e.id).collect();
-    summary.removed = removed.len();
-    delete_entities(tx, &removed).await?;
+    match orphans {
+        OrphanPolicy::Delete => {
+            summary.removed = removed.len();
+            delete_entities(tx, &removed).await?;
+        }
+        OrphanPolicy::Keep => {
+            summary.orphaned = removed.len();
+            orphan_entities(tx, &removed, &now).await?;
+        }
+    }
 
     for chunk in updates.chunks(CHUNK) {
         sqlx::query(
             "UPDATE entities SET file = u.value ->> 1, etag = u.value ->> 2, generation = u.value ->> 3,
-                    body = u.value ->> 4, status = '[]', updated_at = ?
+                    body = u.value ->> 4, status = '[]', orphan = 0, updated_at = ?
              FROM json_each(?) AS u WHERE entities.id = u.value ->> 0",
         )
         .bind(&now)
@@ -543,6 +568,36 @@ async fn insert_rows<const N: usize>(
             }
         }
         q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Marks entities as orphans: the annotation in their body and in the
+/// search index, a new etag and generation. Their relations stay.
+async fn orphan_entities(
+    tx: &mut Transaction<'static, Sqlite>,
+    ids: &[i64],
+    now: &str,
+) -> Result<(), StoreError> {
+    for chunk in ids.chunks(CHUNK) {
+        let ids = Value::from(chunk.to_vec()).to_string();
+        sqlx::query(
+            "UPDATE entities SET orphan = 1, generation = generation + 1, updated_at = ?,
+                    etag = lower(hex(randomblob(16))),
+                    body = json_set(body, '$.metadata.annotations', json_set(coalesce(body -> '$.metadata.annotations', '{}'), '$.\"backstage.io/orphan\"', 'true'))
+             WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(now)
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO search (entity_id, key, value, original_value)
+             SELECT value, 'metadata.annotations.backstage.io/orphan', 'true', 'true' FROM json_each(?)",
+        )
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }

@@ -34,6 +34,28 @@ pub struct CatalogConfig {
     pub allowed_roots: Vec<PathBuf>,
     /// Seconds between scheduled refreshes of every location.
     pub refresh_interval_seconds: Option<u64>,
+    /// What happens to entities their location no longer defines.
+    #[serde(default)]
+    pub orphans: Orphans,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Orphans {
+    /// Removed, as in Backstage since catalog-backend 3.0.
+    #[default]
+    Delete,
+    /// Kept with the annotation backstage.io/orphan: "true".
+    Keep,
+}
+
+impl From<Orphans> for plinth_store::OrphanPolicy {
+    fn from(o: Orphans) -> Self {
+        match o {
+            Orphans::Delete => plinth_store::OrphanPolicy::Delete,
+            Orphans::Keep => plinth_store::OrphanPolicy::Keep,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

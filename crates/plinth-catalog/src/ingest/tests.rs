@@ -615,3 +615,69 @@ async fn an_entity_defined_twice_in_one_location_keeps_the_first() {
     assert_eq!(twice.body["spec"]["owner"], "team-b");
     assert!(twice.file.ends_with("/b.yaml"));
 }
+
+#[tokio::test]
+async fn vanished_entities_are_kept_as_orphans_when_configured() {
+    let mut f = Fixture::new().await;
+    f.options.orphans = plinth_store::OrphanPolicy::Keep;
+    f.write(
+        "a.yaml",
+        &format!(
+            "{}---\n{}",
+            component("a", "team-a"),
+            component("b", "team-a")
+        ),
+    );
+    let loc = f.register("dir", ".").await;
+    f.refresh(&loc).await;
+    let before = f.entity("component:default/b").await.unwrap();
+    f.write("a.yaml", &component("a", "team-a"));
+    let report = f.refresh(&loc).await;
+    assert_eq!((report.summary.removed, report.summary.orphaned), (0, 1));
+    let b = f.entity("component:default/b").await.unwrap();
+    assert_eq!(
+        b.body["metadata"]["annotations"]["backstage.io/orphan"],
+        "true"
+    );
+    assert_eq!(b.generation, before.generation + 1);
+    assert_ne!(b.etag, before.etag);
+    // Its relations stay, and the usual filter finds orphans.
+    assert_eq!(b.relations, before.relations);
+    let orphans = f
+        .store
+        .query_entities(&EntityQuery {
+            filter: vec![vec![plinth_store::Filter {
+                key: "metadata.annotations.backstage.io/orphan".into(),
+                values: vec!["true".into()],
+            }]],
+            ..EntityQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(orphans.total, 1);
+    // An unchanged refresh leaves it as it is.
+    f.refresh(&loc).await;
+    assert_eq!(
+        f.entity("component:default/b").await.unwrap().generation,
+        b.generation
+    );
+    // Defined again, in another file: adopted, no longer an orphan.
+    f.write("b.yaml", &component("b", "team-b"));
+    f.refresh(&loc).await;
+    let b = f.entity("component:default/b").await.unwrap();
+    assert!(
+        b.body["metadata"]["annotations"]
+            .get("backstage.io/orphan")
+            .is_none(),
+        "{}",
+        b.body
+    );
+    assert_eq!(b.body["spec"]["owner"], "team-b");
+    // Deleting an orphan by uid removes it for good.
+    f.write("b.yaml", &group("team-b"));
+    f.refresh(&loc).await;
+    let b = f.entity("component:default/b").await.unwrap();
+    assert!(f.store.delete_entity_by_uid(&b.uid).await.unwrap());
+    f.refresh(&loc).await;
+    assert!(f.entity("component:default/b").await.is_none());
+}

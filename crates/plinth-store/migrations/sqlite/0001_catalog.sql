@@ -41,6 +41,8 @@ CREATE TABLE entities (
     body TEXT NOT NULL,
     -- Status items (problems with the newest version), JSON array.
     status TEXT NOT NULL DEFAULT '[]',
+    -- 1 when its location no longer defines it and orphans are kept.
+    orphan INTEGER NOT NULL DEFAULT 0,
     updated_at TEXT NOT NULL
 );
 CREATE INDEX entities_location_file ON entities (location_id, file);

@@ -38,6 +38,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         read: config.read_options(&args.catalog)?,
         allowed_roots: config.catalog.allowed_roots.clone(),
         git_dir: Some(data_dir.join("git")),
+        orphans: config.catalog.orphans.into(),
     };
     if ingest.allowed_roots.is_empty() {
         ingest.allowed_roots.push(std::env::current_dir()?);
