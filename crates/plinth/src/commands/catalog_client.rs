@@ -98,19 +98,25 @@ fn refused(answer: &Answer) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
-fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-}
-
-fn get(text: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {
-    let r = EntityRef::parse(
+/// A reference as people type it: the kind defaults to Component and the
+/// namespace to default.
+fn entity_ref(text: &str) -> anyhow::Result<EntityRef> {
+    EntityRef::parse(
         text,
         RefDefaults {
             kind: Some("Component"),
             namespace: "default",
         },
     )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn get(text: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let r = entity_ref(text)?;
     let client = Client::new(args);
     let path = format!(
         "/api/catalog/entities/by-name/{}/{}/{}",
@@ -330,14 +336,7 @@ fn refresh(entity_ref: Option<&str>, all: bool, args: &ClientArgs) -> anyhow::Re
     let client = Client::new(args);
     if !all {
         let text = entity_ref.unwrap_or_default();
-        let r = EntityRef::parse(
-            text,
-            RefDefaults {
-                kind: Some("Component"),
-                namespace: "default",
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let r = entity_ref(text)?;
         let answer = client.call(
             "POST",
             "/api/catalog/refresh",
