@@ -100,7 +100,7 @@ fn refused(answer: &Answer) -> anyhow::Result<ExitCode> {
 
 /// A reference as people type it: the kind defaults to Component and the
 /// namespace to default.
-fn entity_ref(text: &str) -> anyhow::Result<EntityRef> {
+fn parse_ref(text: &str) -> anyhow::Result<EntityRef> {
     EntityRef::parse(
         text,
         RefDefaults {
@@ -116,7 +116,7 @@ fn print_json(v: &Value) {
 }
 
 fn get(text: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {
-    let r = entity_ref(text)?;
+    let r = parse_ref(text)?;
     let client = Client::new(args);
     let path = format!(
         "/api/catalog/entities/by-name/{}/{}/{}",
@@ -336,7 +336,7 @@ fn refresh(entity_ref: Option<&str>, all: bool, args: &ClientArgs) -> anyhow::Re
     let client = Client::new(args);
     if !all {
         let text = entity_ref.unwrap_or_default();
-        let r = entity_ref(text)?;
+        let r = parse_ref(text)?;
         let answer = client.call(
             "POST",
             "/api/catalog/refresh",
