@@ -1,6 +1,7 @@
 //! `/api/catalog` handlers, shaped as Backstage's catalog backend answers.
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +26,12 @@ const DEFAULT_FULL_TEXT_FIELDS: [&str; 3] = [
 /// Largest page when a client asks for none: unbounded lists are how
 /// Backstage installs fall over (100 MB answers at 40,000 entities).
 const DEFAULT_QUERY_LIMIT: u64 = 20;
+
+/// A JSON request body, or an input error saying what shape was expected.
+fn json_body<T>(body: Result<Json<T>, JsonRejection>, expected: &str) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::input(format!("{expected}: {e}")))
+}
 
 fn entity_json(e: &StoredEntity, fields: &[String]) -> Value {
     params::project(e.to_api_json(), fields)
@@ -189,10 +196,9 @@ pub struct FullTextFilter {
 /// `POST /entities/by-query`: the predicate language in the body.
 pub async fn query_entities_by_predicate(
     State(state): State<AppState>,
-    body: Result<Json<PredicateQuery>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<PredicateQuery>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) =
-        body.map_err(|e| ApiError::input(format!("body is not a by-query request: {e}")))?;
+    let body = json_body(body, "body is not a by-query request")?;
     let query = match &body.cursor {
         Some(cursor) => {
             let mut q = params::decode_cursor(cursor)?;
@@ -259,10 +265,9 @@ pub struct ByRefs {
 pub async fn entities_by_refs(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-    body: Result<Json<ByRefs>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ByRefs>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) =
-        body.map_err(|e| ApiError::input(format!("body must be {{\"entityRefs\": [...]}}: {e}")))?;
+    let body = json_body(body, "body must be {\"entityRefs\": [...]}")?;
     let p = params::pairs(raw.as_deref());
     let mut fields = body.fields;
     fields.extend(params::fields(all(&p, "fields")));
@@ -432,13 +437,9 @@ pub struct NewLocation {
 pub async fn add_location(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-    body: Result<Json<NewLocation>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<NewLocation>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|e| {
-        ApiError::input(format!(
-            "body must be {{\"type\": ..., \"target\": ...}}: {e}"
-        ))
-    })?;
+    let body = json_body(body, "body must be {\"type\": ..., \"target\": ...}")?;
     let p = params::pairs(raw.as_deref());
     let dry_run = one(&p, "dryRun").is_some_and(|v| v == "true");
     let target =
@@ -535,10 +536,9 @@ pub struct RefreshRequest {
 /// it returns, the new state is visible.
 pub async fn refresh(
     State(state): State<AppState>,
-    body: Result<Json<RefreshRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<RefreshRequest>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let Json(body) =
-        body.map_err(|e| ApiError::input(format!("body must be {{\"entityRef\": ...}}: {e}")))?;
+    let body = json_body(body, "body must be {\"entityRef\": ...}")?;
     let r = EntityRef::parse(&body.entity_ref, RefDefaults::default())
         .map_err(|e| ApiError::input(e.to_string()))?;
     let Some(location) = state.store.location_of(&r).await? else {
@@ -558,13 +558,9 @@ pub struct ValidateRequest {
 /// problem, each with its JSON pointer.
 pub async fn validate_entity(
     State(state): State<AppState>,
-    body: Result<Json<ValidateRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ValidateRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|e| {
-        ApiError::input(format!(
-            "body must be {{\"location\": ..., \"entity\": {{...}}}}: {e}"
-        ))
-    })?;
+    let body = json_body(body, "body must be {\"location\": ..., \"entity\": {...}}")?;
     Ok(
         match plinth_model::validate_entity(body.entity, &state.ingest.read.kinds) {
             Ok(_) => StatusCode::OK.into_response(),

@@ -84,6 +84,11 @@ fn component(name: &str, owner: &str) -> String {
     )
 }
 
+/// A YAML stream of these documents.
+fn documents(docs: &[String]) -> String {
+    docs.join("---\n")
+}
+
 fn group(name: &str) -> String {
     format!(
         "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: {name}\nspec:\n  type: team\n  children: []\n"
@@ -170,22 +175,17 @@ async fn an_invalid_update_keeps_the_last_valid_version() {
     let f = Fixture::new().await;
     f.write(
         "catalog-info.yaml",
-        &format!(
-            "{}---\n{}",
-            component("a", "team-a"),
-            component("b", "team-a")
-        ),
+        &documents(&[component("a", "team-a"), component("b", "team-a")]),
     );
     let loc = f.register("file", "catalog-info.yaml").await;
     f.refresh(&loc).await;
     // `a` loses its owner; `b` is fine and changes.
     f.write(
         "catalog-info.yaml",
-        &format!(
-            "{}---\n{}",
+        &documents(&[
             component("a", "team-a").replace("  owner: team-a\n", ""),
-            component("b", "team-b")
-        ),
+            component("b", "team-b"),
+        ]),
     );
     let report = f.refresh(&loc).await;
     assert!(matches!(report.outcome, RefreshOutcome::Problems(_)));
@@ -215,11 +215,7 @@ async fn an_invalid_update_keeps_the_last_valid_version() {
     // Fixing it clears the status.
     f.write(
         "catalog-info.yaml",
-        &format!(
-            "{}---\n{}",
-            component("a", "team-c"),
-            component("b", "team-b")
-        ),
+        &documents(&[component("a", "team-c"), component("b", "team-b")]),
     );
     f.refresh(&loc).await;
     let a = f.entity("component:default/a").await.unwrap();
@@ -236,11 +232,7 @@ async fn a_broken_document_removes_nothing() {
     let f = Fixture::new().await;
     f.write(
         "catalog-info.yaml",
-        &format!(
-            "{}---\n{}",
-            component("a", "team-a"),
-            component("b", "team-a")
-        ),
+        &documents(&[component("a", "team-a"), component("b", "team-a")]),
     );
     let loc = f.register("file", "catalog-info.yaml").await;
     f.refresh(&loc).await;
@@ -260,11 +252,7 @@ async fn vanished_entities_and_files_are_removed() {
     let f = Fixture::new().await;
     f.write(
         "a.yaml",
-        &format!(
-            "{}---\n{}",
-            component("a", "team-a"),
-            component("b", "team-a")
-        ),
+        &documents(&[component("a", "team-a"), component("b", "team-a")]),
     );
     f.write("c.yaml", &component("c", "team-a"));
     let loc = f.register("dir", ".").await;
@@ -622,11 +610,7 @@ async fn vanished_entities_are_kept_as_orphans_when_configured() {
     f.options.orphans = plinth_store::OrphanPolicy::Keep;
     f.write(
         "a.yaml",
-        &format!(
-            "{}---\n{}",
-            component("a", "team-a"),
-            component("b", "team-a")
-        ),
+        &documents(&[component("a", "team-a"), component("b", "team-a")]),
     );
     let loc = f.register("dir", ".").await;
     f.refresh(&loc).await;
