@@ -218,7 +218,8 @@ pub fn write_organisation(out: &Path, target: usize, seed: u64) -> anyhow::Resul
         let provides = rng.chance(40).then(|| format!("{name}-api"));
         let resource = rng.chance(35).then(|| format!("{name}-db"));
         let consumes: Vec<String> = (0..rng.below(3))
-            .filter_map(|_| (!apis.is_empty()).then(|| apis[rng.below(apis.len())].clone()))
+            .filter(|_| !apis.is_empty())
+            .map(|_| apis[rng.below(apis.len())].clone())
             .collect();
         let tag_a = TAGS[rng.below(TAGS.len())];
         let tag_b = TAGS[rng.below(TAGS.len())];

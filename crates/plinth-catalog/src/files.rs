@@ -445,31 +445,9 @@ impl CheckReport {
 /// Reads and validates every catalog file under `roots`, on all cores.
 pub fn check_paths(roots: &[PathBuf], options: &ReadOptions) -> CheckReport {
     let (files, mut findings) = find_catalog_files(roots);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Vec<FileOutcome>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(found) = files.get(i) else { break };
-                        done.push(check_file(found, options));
-                    }
-                    done
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
+    let results = parallel_map(&files, |found| check_file(found, options));
     let mut report = CheckReport::default();
-    for outcome in results.into_iter().flatten() {
+    for outcome in results {
         if !outcome.counted {
             report.skipped_files += 1;
             continue;
@@ -482,6 +460,41 @@ pub fn check_paths(roots: &[PathBuf], options: &ReadOptions) -> CheckReport {
     findings.sort();
     report.findings = findings;
     report
+}
+
+/// `f` applied to every item on all cores, results in the items' order.
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, f(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// What checking one file leaves: counts and findings, not the entities, so

@@ -10,7 +10,7 @@
 //! - a file that cannot be read or parsed removes nothing;
 //! - targets outside the allowed roots are refused.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use plinth_model::EntityRef;
@@ -347,48 +347,54 @@ fn read_location(
         outcome: RefreshOutcome::Ok,
         findings: Vec::new(),
     };
-    let mut queue: VecDeque<(PathBuf, bool)> = roots.into();
+    // Breadth first, one wave of files at a time, each wave read on every
+    // core; results keep the order of a sequential walk, so which file
+    // defines an entity first never depends on timing.
+    let mut wave: Vec<(PathBuf, bool)> = roots;
     let mut seen = HashSet::new();
-    while let Some((path, explicit)) = queue.pop_front() {
-        let path = absolute(&path);
-        let key = path.display().to_string();
-        if !seen.insert(key.clone()) {
-            continue;
-        }
-        let text = match files::read_text(&path, options.read.max_file_bytes) {
-            Ok(text) => text,
-            Err((line, message)) => {
-                plan.findings.push(Finding::read_error(&key, line, message));
-                // Unreadable: keep what it gave last time.
-                if previous.contains_key(&key) {
+    while !wave.is_empty() {
+        let todo: Vec<(PathBuf, String, bool)> = wave
+            .drain(..)
+            .filter_map(|(path, explicit)| {
+                // Found by walking the (absolute) directory: already absolute,
+                // and resolving each of 100,000 paths again costs seconds.
+                let path = if explicit { absolute(&path) } else { path };
+                let key = path.display().to_string();
+                seen.insert(key.clone()).then_some((path, key, explicit))
+            })
+            .collect();
+        let read = files::parallel_map(&todo, |(path, key, explicit)| {
+            read_one(
+                path,
+                key,
+                *explicit,
+                &fingerprint,
+                previous,
+                origin,
+                options,
+            )
+        });
+        for ((_, key, _), outcome) in todo.into_iter().zip(read) {
+            match outcome {
+                Read::Unreadable(finding) => {
+                    plan.findings.push(finding);
+                    // Unreadable: keep what it gave last time.
+                    if previous.contains_key(&key) {
+                        plan.unchanged.push(key);
+                    }
+                }
+                Read::Unchanged(targets) => {
+                    wave.extend(targets.into_iter().map(|t| (PathBuf::from(t), true)));
                     plan.unchanged.push(key);
                 }
-                continue;
+                Read::NotCatalog => {}
+                Read::Changed(update, findings) => {
+                    plan.findings.extend(findings);
+                    wave.extend(update.targets.iter().map(|t| (PathBuf::from(t), true)));
+                    plan.files.push(update);
+                }
             }
-        };
-        let hash = format!("{:016x}", fnv1a(fingerprint.as_bytes(), text.as_bytes()));
-        if let Some((old_hash, targets)) = previous.get(&key)
-            && *old_hash == hash
-        {
-            queue.extend(targets.iter().map(|t| (PathBuf::from(t), true)));
-            plan.unchanged.push(key);
-            continue;
         }
-        let update = read_file(
-            &path,
-            &key,
-            &text,
-            hash,
-            origin,
-            options,
-            &mut plan.findings,
-        );
-        if !explicit && update.entities.is_empty() && update.findings.is_empty() {
-            // YAML without entities found in a directory: not a catalog file.
-            continue;
-        }
-        queue.extend(update.targets.iter().map(|t| (PathBuf::from(t), true)));
-        plan.files.push(update);
     }
     if !plan.findings.is_empty() {
         plan.outcome = RefreshOutcome::Problems(format!(
@@ -398,6 +404,43 @@ fn read_location(
         ));
     }
     plan
+}
+
+/// What reading one file of a location gave.
+enum Read {
+    Unreadable(Finding),
+    /// Same content as last time: its entities stay; its targets are followed.
+    Unchanged(Vec<String>),
+    /// YAML without entities found in a directory: not a catalog file.
+    NotCatalog,
+    Changed(FileUpdate, Vec<Finding>),
+}
+
+fn read_one(
+    path: &Path,
+    key: &str,
+    explicit: bool,
+    fingerprint: &str,
+    previous: &HashMap<String, (String, Vec<String>)>,
+    origin: &str,
+    options: &IngestOptions,
+) -> Read {
+    let text = match files::read_text(path, options.read.max_file_bytes) {
+        Ok(text) => text,
+        Err((line, message)) => return Read::Unreadable(Finding::read_error(key, line, message)),
+    };
+    let hash = format!("{:016x}", fnv1a(fingerprint.as_bytes(), text.as_bytes()));
+    if let Some((old_hash, targets)) = previous.get(key)
+        && *old_hash == hash
+    {
+        return Read::Unchanged(targets.clone());
+    }
+    let mut findings = Vec::new();
+    let update = read_file(path, key, &text, hash, origin, options, &mut findings);
+    if !explicit && update.entities.is_empty() && update.findings.is_empty() {
+        return Read::NotCatalog;
+    }
+    Read::Changed(update, findings)
 }
 
 /// Parses one changed file into what the store needs.
@@ -453,11 +496,9 @@ fn read_file(
                 origin.into(),
             );
         }
-        update.entities.push(NewEntity {
-            entity_ref,
-            body,
-            relations,
-        });
+        update
+            .entities
+            .push(NewEntity::new(entity_ref, &body, relations));
     }
     // The last valid version of an invalid entity stays, with its problems.
     let mut invalid: HashMap<EntityRef, Vec<Value>> = HashMap::new();

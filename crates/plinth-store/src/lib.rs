@@ -48,6 +48,8 @@ pub struct Store {
     pool: SqlitePool,
     /// Counts and facets by query, valid for one catalog version.
     cache: std::sync::Arc<query::AnswerCache>,
+    /// Asks the background task to checkpoint the WAL after a write.
+    checkpoints: tokio::sync::mpsc::Sender<()>,
 }
 
 impl Store {
@@ -61,7 +63,11 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
-            .pragma("cache_size", "-65536");
+            .pragma("cache_size", "-65536")
+            // Checkpoints run after commits in a background task (see
+            // `Store::written`), not inside the commit that fills the WAL,
+            // so a large refresh is visible as soon as it commits.
+            .pragma("wal_autocheckpoint", "0");
         Store::connect(options, 8).await
     }
 
@@ -79,10 +85,31 @@ impl Store {
             .connect_with(options)
             .await?;
         migrations::migrate_sqlite(&pool).await?;
+        // One pending request is enough: a checkpoint covers every commit
+        // before it. The task ends when the last clone of the store is gone.
+        let (checkpoints, mut pending) = tokio::sync::mpsc::channel::<()>(1);
+        let background = pool.clone();
+        tokio::spawn(async move {
+            while pending.recv().await.is_some() {
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&background)
+                    .await
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next write");
+                }
+            }
+        });
         Ok(Store {
             pool,
             cache: Default::default(),
+            checkpoints,
         })
+    }
+
+    /// Called after every committed write: schedules a WAL checkpoint.
+    pub(crate) fn written(&self) {
+        // Full means one is already pending, which covers this write.
+        let _ = self.checkpoints.try_send(());
     }
 
     /// Whether the database answers.

@@ -9,11 +9,18 @@ use sqlx::{AssertSqlSafe, SqlitePool};
 use crate::StoreError;
 
 /// `(version, name, sql)`, in order.
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "catalog",
-    include_str!("../migrations/sqlite/0001_catalog.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "catalog",
+        include_str!("../migrations/sqlite/0001_catalog.sql"),
+    ),
+    (
+        2,
+        "search_entity_narrow",
+        include_str!("../migrations/sqlite/0002_search_entity_narrow.sql"),
+    ),
+];
 
 pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), StoreError> {
     sqlx::query(

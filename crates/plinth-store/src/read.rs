@@ -219,6 +219,7 @@ impl Store {
         }
         crate::write::bump_version(&mut tx).await?;
         tx.commit().await?;
+        self.written();
         Ok(true)
     }
 

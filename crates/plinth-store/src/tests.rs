@@ -1,1 +1,145 @@
+//! Store-level tests of what callers cannot see through the API: the shape
+//! of the schema after the bulk path rebuilt its indexes.
 
+use serde_json::json;
+
+use super::*;
+
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("plinth-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn indexes(store: &Store) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('search', 'relations') AND sql IS NOT NULL ORDER BY name",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .unwrap()
+}
+
+fn file(path: &str, names: std::ops::Range<usize>) -> FileUpdate {
+    let entities = names
+        .map(|i| {
+            let r = EntityRef::new("component", "default", &format!("svc-{i}"));
+            let owner = EntityRef::new("group", "default", &format!("team-{}", i % 7));
+            let body = json!({
+                "apiVersion": "backstage.io/v1alpha1",
+                "kind": "Component",
+                "metadata": {"name": format!("svc-{i}"), "namespace": "default", "tags": ["java", "grpc"]},
+                "spec": {"type": "service", "lifecycle": "production", "owner": owner.to_string()},
+            });
+            let relations = vec![
+                Relation {
+                    source: r.clone(),
+                    relation: plinth_model::RelationType::OwnedBy,
+                    target: owner.clone(),
+                },
+                Relation {
+                    source: owner,
+                    relation: plinth_model::RelationType::OwnerOf,
+                    target: r.clone(),
+                },
+            ];
+            NewEntity::new(r, &body, relations)
+        })
+        .collect();
+    FileUpdate {
+        path: path.into(),
+        hash: "h".into(),
+        entities,
+        ..FileUpdate::default()
+    }
+}
+
+#[tokio::test]
+async fn the_bulk_path_leaves_the_indexes_the_migrations_made() {
+    let scratch = Scratch::new("bulk");
+    let store = Store::open_sqlite(&scratch.0.join("plinth.db"))
+        .await
+        .unwrap();
+    let migrated = indexes(&store).await;
+    let expected: Vec<(String, String)> = write::BULK_INDEXES
+        .iter()
+        .map(|(name, sql)| (name.to_string(), sql.to_string()))
+        .collect();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(
+        migrated, expected_sorted,
+        "BULK_INDEXES must copy the migrations"
+    );
+
+    let location = store.add_location("file", "/big.yaml").await.unwrap();
+    // About 15 rows per entity: well over the bulk threshold.
+    let big = [file("/big.yaml", 0..5_000)];
+    let summary = store
+        .apply_refresh(
+            &location.id,
+            &big,
+            &[],
+            &RefreshOutcome::Ok,
+            OrphanPolicy::Delete,
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.added, 5_000);
+    assert_eq!(indexes(&store).await, expected_sorted);
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+
+    // A small refresh afterwards takes the row-by-row path; both answer.
+    let small = [file("/big.yaml", 0..10)];
+    let summary = store
+        .apply_refresh(
+            &location.id,
+            &small,
+            &[],
+            &RefreshOutcome::Ok,
+            OrphanPolicy::Delete,
+        )
+        .await
+        .unwrap();
+    assert_eq!((summary.unchanged, summary.removed), (10, 4_990));
+    let owned = store
+        .entity_by_ref(&"group:default/team-3".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(owned.is_none(), "groups are only relation targets here");
+    let svc = store
+        .entity_by_ref(&"component:default/svc-3".parse().unwrap())
+        .await
+        .unwrap()
+        .expect("svc-3 stays");
+    assert!(
+        svc.relations
+            .contains(&("ownedBy".into(), "group:default/team-3".into()))
+    );
+    let page = store
+        .query_entities(&EntityQuery {
+            filter: vec![vec![Filter {
+                key: "metadata.tags".into(),
+                values: vec!["grpc".into()],
+            }]],
+            ..EntityQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 10);
+}

@@ -6,16 +6,42 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::search::search_rows;
+use crate::search::{SearchRow, search_rows};
+
 use crate::{EntityRef, Location, Relation, Store, StoreError, now};
 
-/// A valid entity read from a file, ready to store.
+/// A valid entity read from a file, ready to store. Its stored text and
+/// search rows are made by [`NewEntity::new`], on the reading thread, so that
+/// a refresh prepares them on every core and the writer only writes.
 #[derive(Debug, Clone)]
 pub struct NewEntity {
     pub entity_ref: EntityRef,
-    /// The document, with the annotations the catalog adds.
-    pub body: Value,
     pub relations: Vec<Relation>,
+    /// The document as stored: JSON text, with the annotations the catalog adds.
+    body: String,
+    /// Unique `(key, value)` rows, so that facets can count rows.
+    search: Vec<SearchRow>,
+}
+
+impl NewEntity {
+    pub fn new(entity_ref: EntityRef, body: &Value, relations: Vec<Relation>) -> NewEntity {
+        let mut seen = HashSet::new();
+        let search = search_rows(body)
+            .into_iter()
+            .filter(|(k, v, _)| seen.insert((k.clone(), v.clone())))
+            .collect();
+        NewEntity {
+            entity_ref,
+            relations,
+            body: body.to_string(),
+            search,
+        }
+    }
+
+    /// The document as stored, JSON text.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
 }
 
 /// What one file of a location holds now.
@@ -83,6 +109,7 @@ impl Store {
                 .bind(&created_at)
                 .execute(&self.pool)
                 .await;
+        self.written();
         match result {
             Ok(_) => Ok(Location {
                 id,
@@ -118,6 +145,7 @@ impl Store {
             .rows_affected()
             > 0;
         tx.commit().await?;
+        self.written();
         Ok(gone)
     }
 
@@ -177,6 +205,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.written();
         Ok(summary)
     }
 }
@@ -208,6 +237,7 @@ async fn apply_files(
     orphans: OrphanPolicy,
 ) -> Result<RefreshSummary, StoreError> {
     let mut summary = RefreshSummary::default();
+    let mut phases = Phases::default();
     // Entities of files that did not change are unchanged too.
     for chunk in unchanged.chunks(CHUNK) {
         let n: i64 = sqlx::query_scalar(
@@ -296,6 +326,7 @@ async fn apply_files(
         held_elsewhere.extend(held);
     }
 
+    phases.lap("read_existing");
     let now = now();
     let mut keep: HashSet<String> = HashSet::new();
     let mut conflicts: Vec<Value> = Vec::new();
@@ -314,9 +345,8 @@ async fn apply_files(
                 summary.conflicts += 1;
                 continue;
             }
-            let body = e.body.to_string();
             match mine.get(&r) {
-                Some(old) if old.body == body && old.file == file.path => {
+                Some(old) if old.body == e.body && old.file == file.path => {
                     cleared.push(old.id);
                     summary.unchanged += 1;
                 }
@@ -326,7 +356,7 @@ async fn apply_files(
                         file.path,
                         new_etag(),
                         old.generation + 1,
-                        body
+                        e.body
                     ]));
                     rewritten.push((old.id, e));
                     summary.updated += 1;
@@ -352,6 +382,7 @@ async fn apply_files(
         }
     }
 
+    phases.lap("remove");
     for chunk in updates.chunks(CHUNK) {
         sqlx::query(
             "UPDATE entities SET file = u.value ->> 1, etag = u.value ->> 2, generation = u.value ->> 3,
@@ -369,45 +400,56 @@ async fn apply_files(
             .execute(&mut **tx)
             .await?;
     }
-    for chunk in inserts.chunks(CHUNK) {
-        let rows: Vec<Value> = chunk
-            .iter()
-            .map(|(e, file)| {
-                json!([
-                    uuid::Uuid::new_v4().to_string(),
-                    e.entity_ref.to_string(),
-                    e.entity_ref.kind(),
-                    e.entity_ref.namespace(),
-                    e.entity_ref.name(),
-                    new_etag(),
-                    e.body.to_string(),
-                    file,
-                ])
-            })
-            .collect();
-        let inserted = sqlx::query(
-            "INSERT INTO entities (uid, ref, kind, namespace, name, location_id, file, etag, generation, body, status, updated_at)
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, ?, value ->> 7, value ->> 5, 1, value ->> 6, '[]', ?
-             FROM json_each(?)
-             RETURNING id, ref",
-        )
-        .bind(location_id)
-        .bind(&now)
-        .bind(Value::from(rows).to_string())
-        .fetch_all(&mut **tx)
+    // Ids are given here rather than returned by the insert: the write
+    // transaction is the only writer, and the rows go in without a lookup.
+    let first_id: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) + 1 FROM entities")
+        .fetch_one(&mut **tx)
         .await?;
-        let ids: HashMap<String, i64> = inserted
-            .iter()
-            .map(|r| (r.get("ref"), r.get("id")))
-            .collect();
-        for (e, _) in chunk {
-            let id = *ids.get(&e.entity_ref.to_string()).ok_or_else(|| {
-                StoreError::Corrupt(format!("insert of {} returned no id", e.entity_ref))
-            })?;
-            rewritten.push((id, e));
-            summary.added += 1;
-        }
-    }
+    let texts: Vec<[String; 6]> = inserts
+        .iter()
+        .map(|(e, _)| {
+            let r = &e.entity_ref;
+            [
+                uuid::Uuid::new_v4().to_string(),
+                r.to_string(),
+                r.kind().to_owned(),
+                r.namespace().to_owned(),
+                r.name().to_owned(),
+                new_etag(),
+            ]
+        })
+        .collect();
+    let rows: Vec<[Param; 13]> = inserts
+        .iter()
+        .zip(&texts)
+        .zip(first_id..)
+        .map(|(((e, file), [uid, r, kind, namespace, name, etag]), id)| {
+            [
+                Param::Int(id),
+                Param::Text(Some(uid)),
+                Param::Text(Some(r)),
+                Param::Text(Some(kind)),
+                Param::Text(Some(namespace)),
+                Param::Text(Some(name)),
+                Param::Text(Some(location_id)),
+                Param::Text(Some(file)),
+                Param::Text(Some(etag)),
+                Param::Int(1),
+                Param::Text(Some(e.body())),
+                Param::Text(Some("[]")),
+                Param::Text(Some(&now)),
+            ]
+        })
+        .collect();
+    insert_rows(
+        tx,
+        "entities (id, uid, ref, kind, namespace, name, location_id, file, etag, generation, body, status, updated_at)",
+        &rows,
+    )
+    .await?;
+    rewritten.extend((first_id..).zip(inserts.iter().map(|(e, _)| *e)));
+    summary.added += inserts.len();
+    phases.lap("write_entities");
     write_index(tx, &rewritten).await?;
 
     for file in files {
@@ -421,6 +463,7 @@ async fn apply_files(
         }
     }
 
+    phases.lap("write_index");
     // Conflicts are recomputed for every file read now.
     let reread: Vec<&str> = files
         .iter()
@@ -480,8 +523,75 @@ async fn apply_files(
         .execute(&mut **tx)
         .await?;
     }
+    phases.lap("write_files");
+    tracing::debug!(location_id, phases = %phases, "refresh written");
     Ok(summary)
 }
+
+/// Wall time of a refresh's steps, logged at debug level: where a slow
+/// refresh spends its time, without a profiler.
+struct Phases {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Default for Phases {
+    fn default() -> Phases {
+        Phases {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+}
+
+impl Phases {
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((name, now - self.last));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, d)) in self.laps.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{name}={}ms", d.as_millis())?;
+        }
+        Ok(())
+    }
+}
+
+/// The indexes of the two large tables, as the migrations create them. A
+/// refresh that writes more rows than the tables hold drops them and builds
+/// them again after its inserts, inside its transaction: sorting once is
+/// several times faster than keeping B-trees in order row by row, and
+/// readers never see the difference (they read the last commit).
+pub(crate) const BULK_INDEXES: [(&str, &str); 5] = [
+    (
+        "search_key_value",
+        "CREATE INDEX search_key_value ON search (key, value, entity_id)",
+    ),
+    (
+        "search_entity",
+        "CREATE INDEX search_entity ON search (entity_id)",
+    ),
+    (
+        "relations_origin",
+        "CREATE INDEX relations_origin ON relations (origin_id)",
+    ),
+    (
+        "relations_source",
+        "CREATE INDEX relations_source ON relations (source_ref)",
+    ),
+    (
+        "relations_target",
+        "CREATE INDEX relations_target ON relations (type_key, target_ref)",
+    ),
+];
+
+/// Below this many new rows, index maintenance row by row is cheap enough.
+const BULK_MIN_ROWS: usize = 50_000;
 
 /// Replaces the relations and search rows of rewritten entities.
 async fn write_index(
@@ -499,29 +609,58 @@ async fn write_index(
             .execute(&mut **tx)
             .await?;
     }
-    let mut relations: Vec<[Param; 5]> = Vec::new();
+    let relation_rows: Vec<(i64, String, &str, String, String)> = rewritten
+        .iter()
+        .flat_map(|(id, e)| {
+            e.relations.iter().map(move |r| {
+                let t = r.relation.as_str();
+                (
+                    *id,
+                    r.source.to_string(),
+                    t,
+                    t.to_lowercase(),
+                    r.target.to_string(),
+                )
+            })
+        })
+        .collect();
+    let relations: Vec<[Param; 5]> = relation_rows
+        .iter()
+        .map(|(id, source, t, key, target)| {
+            [
+                Param::Int(*id),
+                Param::Text(Some(source)),
+                Param::Text(Some(t)),
+                Param::Text(Some(key)),
+                Param::Text(Some(target)),
+            ]
+        })
+        .collect();
     let mut search: Vec<[Param; 4]> = Vec::new();
     for (id, e) in rewritten {
-        for r in &e.relations {
-            relations.push([
+        for (k, v, original) in &e.search {
+            search.push([
                 Param::Int(*id),
-                Param::Text(Some(r.source.to_string())),
-                Param::Text(Some(r.relation.as_str().to_owned())),
-                Param::Text(Some(r.relation.as_str().to_lowercase())),
-                Param::Text(Some(r.target.to_string())),
+                Param::Text(Some(k)),
+                Param::Text(v.as_deref()),
+                Param::Text(original.as_deref()),
             ]);
         }
-        // Unique (key, value) per entity, so facets can count rows.
-        let mut seen = HashSet::new();
-        for (k, v, original) in search_rows(&e.body) {
-            if seen.insert((k.clone(), v.clone())) {
-                search.push([
-                    Param::Int(*id),
-                    Param::Text(Some(k)),
-                    Param::Text(v),
-                    Param::Text(original),
-                ]);
-            }
+    }
+    let bulk = relations.len() + search.len() >= BULK_MIN_ROWS
+        && {
+            let held: i64 = sqlx::query_scalar(
+            "SELECT coalesce((SELECT max(rowid) FROM search), 0) + coalesce((SELECT max(rowid) FROM relations), 0)",
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+            relations.len() + search.len() > held as usize
+        };
+    if bulk {
+        for (name, _) in BULK_INDEXES {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {name}")))
+                .execute(&mut **tx)
+                .await?;
         }
     }
     insert_rows(
@@ -536,12 +675,17 @@ async fn write_index(
         &search,
     )
     .await?;
+    if bulk {
+        for (_, create) in BULK_INDEXES {
+            sqlx::query(create).execute(&mut **tx).await?;
+        }
+    }
     Ok(())
 }
 
-enum Param {
+enum Param<'a> {
     Int(i64),
-    Text(Option<String>),
+    Text(Option<&'a str>),
 }
 
 /// Inserts rows with multi-row `VALUES` statements, as many rows per
@@ -549,7 +693,7 @@ enum Param {
 async fn insert_rows<const N: usize>(
     tx: &mut Transaction<'static, Sqlite>,
     table: &str,
-    rows: &[[Param; N]],
+    rows: &[[Param<'_>; N]],
 ) -> Result<(), StoreError> {
     const MAX_PARAMS: usize = 32_000;
     let row_sql = format!("({})", vec!["?"; N].join(", "));
@@ -563,7 +707,7 @@ async fn insert_rows<const N: usize>(
             for p in row {
                 q = match p {
                     Param::Int(i) => q.bind(*i),
-                    Param::Text(t) => q.bind(t.as_deref()),
+                    Param::Text(t) => q.bind(*t),
                 };
             }
         }
