@@ -5,8 +5,10 @@
 //! finding catalog files, reading them within limits, parsing YAML with
 //! positions and validating each document, with every problem located at
 //! `file:line:column` (`files`), and refreshing locations into the store
-//! (`ingest`).
+//! (`ingest`), and suggesting an entity for a location without one
+//! (`analyze`).
 
+pub mod analyze;
 pub mod files;
 pub mod ingest;
 

@@ -328,6 +328,39 @@ pub async fn entity_by_name(
     }
 }
 
+/// `GET /entities/by-name/{kind}/{namespace}/{name}/ancestry`: the entity
+/// and the Location entities that led to it, each with its parents.
+pub async fn entity_ancestry(
+    State(state): State<AppState>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let root = EntityRef::new(&kind, &namespace, &name);
+    let Some(entity) = state.store.entity_by_ref(&root).await? else {
+        return Err(ApiError::not_found(format!(
+            "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
+        )));
+    };
+    let mut items = Vec::new();
+    let mut seen = std::collections::HashSet::from([entity.entity_ref.clone()]);
+    let mut todo = vec![entity];
+    while let Some(e) = todo.pop() {
+        let parents = state.store.parents_of(&e).await?;
+        items.push(json!({
+            "entity": e.to_api_json(),
+            "parentEntityRefs": parents.iter().map(|p| &p.entity_ref).collect::<Vec<_>>(),
+        }));
+        // Location entities may point at each other: each is listed once.
+        todo.extend(
+            parents
+                .into_iter()
+                .filter(|p| seen.insert(p.entity_ref.clone())),
+        );
+    }
+    Ok(Json(
+        json!({"rootEntityRef": root.to_string(), "items": items}),
+    ))
+}
+
 pub async fn entity_by_uid(
     State(state): State<AppState>,
     Path(uid): Path<String>,
@@ -354,13 +387,52 @@ pub async fn entity_facets(
 ) -> Result<Json<Value>, ApiError> {
     let p = params::pairs(raw.as_deref());
     let facets: Vec<String> = all(&p, "facet").map(str::to_owned).collect();
+    let query = EntityQuery {
+        filter: params::filter_sets(all(&p, "filter"))?,
+        ..EntityQuery::default()
+    };
+    answer_facets(&state, &facets, &query).await
+}
+
+#[derive(Deserialize)]
+pub struct FacetsByPredicate {
+    facets: Vec<String>,
+    #[serde(default)]
+    query: Option<Value>,
+}
+
+/// `POST /entity-facets` with `{"facets": [...], "query": <predicate>}`:
+/// the request-body twin of the GET form, with the predicate language.
+pub async fn entity_facets_by_predicate(
+    State(state): State<AppState>,
+    body: Result<Json<FacetsByPredicate>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_body(
+        body,
+        "body must be {\"facets\": [\"kind\", ...], \"query\": {...}}",
+    )?;
+    let query = EntityQuery {
+        predicate: body
+            .query
+            .as_ref()
+            .map(|q| params::predicate(q, "query"))
+            .transpose()?,
+        ..EntityQuery::default()
+    };
+    answer_facets(&state, &body.facets, &query).await
+}
+
+async fn answer_facets(
+    state: &AppState,
+    facets: &[String],
+    query: &EntityQuery,
+) -> Result<Json<Value>, ApiError> {
     if facets.is_empty() {
         return Err(ApiError::input(
             "name at least one facet, for example ?facet=kind",
         ));
     }
-    let filter = params::filter_sets(all(&p, "filter"))?;
-    let result = state.store.facets(&facets, &filter).await?;
+    let result = state.store.facets(facets, query).await?;
     let mut out = serde_json::Map::new();
     for (facet, values) in result {
         out.insert(
@@ -446,9 +518,7 @@ pub async fn add_location(
         ingest::check_location(&body.kind, &body.target, &state.ingest).map_err(ApiError::input)?;
     let existing = state.store.location_by_target(&body.kind, &target).await?;
     if dry_run {
-        let scratch = plinth_store::Store::open_in_memory().await?;
-        let location = scratch.add_location(&body.kind, &target).await?;
-        refresh_location(&scratch, &location, &state.ingest).await?;
+        let (scratch, location, _) = read_unregistered(&state, &body.kind, &target).await?;
         let page = scratch.query_entities(&EntityQuery::default()).await?;
         // 201 as for a real registration: Backstage's client requires it.
         return Ok((
@@ -552,6 +622,84 @@ pub async fn refresh(
 #[derive(Deserialize)]
 pub struct ValidateRequest {
     entity: Value,
+}
+
+/// Reads a location into a scratch in-memory store, as registering it
+/// would, without touching the catalog.
+async fn read_unregistered(
+    state: &AppState,
+    kind: &str,
+    target: &str,
+) -> Result<(plinth_store::Store, Location, ingest::RefreshReport), ApiError> {
+    let scratch = plinth_store::Store::open_in_memory().await?;
+    let location = scratch.add_location(kind, target).await?;
+    let report = refresh_location(&scratch, &location, &state.ingest).await?;
+    Ok((scratch, location, report))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyzeLocation {
+    location: NewLocation,
+    #[serde(default, alias = "catalogFileName")]
+    catalog_filename: Option<String>,
+}
+
+/// `POST /analyze-location`: what registering a location would give,
+/// without registering it. The catalog files found, each entity marked
+/// whether the catalog already has it from that file; or, when there are
+/// none, a Component to start one with.
+pub async fn analyze_location(
+    State(state): State<AppState>,
+    body: Result<Json<AnalyzeLocation>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_body(
+        body,
+        "body must be {\"location\": {\"type\": ..., \"target\": ...}}",
+    )?;
+    let kind = &body.location.kind;
+    let target = ingest::check_location(kind, &body.location.target, &state.ingest)
+        .map_err(ApiError::input)?;
+    let (scratch, location, report) = read_unregistered(&state, kind, &target).await?;
+    if let plinth_store::RefreshOutcome::Failed(message) = &report.outcome {
+        return Err(ApiError::input(message.clone()));
+    }
+    let found = scratch.entities_of_location(&location.id).await?;
+    let mut existing = Vec::new();
+    for e in &found {
+        let file = std::path::Path::new(&e.file);
+        if let Some(wanted) = &body.catalog_filename
+            && file.file_name().and_then(|n| n.to_str()) != Some(wanted.as_str())
+        {
+            continue;
+        }
+        let registered = match e.entity_ref.parse::<EntityRef>() {
+            Ok(r) => state
+                .store
+                .entity_by_ref(&r)
+                .await?
+                .is_some_and(|known| known.file == e.file),
+            Err(_) => false,
+        };
+        existing.push(json!({
+            "location": {"type": "file", "target": e.file},
+            "isRegistered": registered,
+            "entity": e.body,
+        }));
+    }
+    let generate = if existing.is_empty() {
+        vec![json!({
+            "entity": plinth_catalog::analyze::suggested_component(kind, &target),
+            "fields": [],
+        })]
+    } else {
+        Vec::new()
+    };
+    Ok(Json(json!({
+        "existingEntityFiles": existing,
+        "generateEntities": generate,
+        "findings": report.findings,
+    })))
 }
 
 /// `POST /validate-entity {location, entity}`: 200, or 400 with every

@@ -97,6 +97,11 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ),
         (
             "GET",
+            "/api/catalog/entities/by-name/{kind}/{namespace}/{name}/ancestry",
+            get(catalog::entity_ancestry),
+        ),
+        (
+            "GET",
             "/api/catalog/entities/by-uid/{uid}",
             get(catalog::entity_by_uid),
         ),
@@ -109,6 +114,11 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "GET",
             "/api/catalog/entity-facets",
             get(catalog::entity_facets),
+        ),
+        (
+            "POST",
+            "/api/catalog/entity-facets",
+            post(catalog::entity_facets_by_predicate),
         ),
         ("GET", "/api/catalog/locations", get(catalog::get_locations)),
         (
@@ -142,6 +152,11 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             get(catalog::location_by_entity),
         ),
         ("POST", "/api/catalog/refresh", post(catalog::refresh)),
+        (
+            "POST",
+            "/api/catalog/analyze-location",
+            post(catalog::analyze_location),
+        ),
         (
             "POST",
             "/api/catalog/validate-entity",

@@ -819,3 +819,204 @@ async fn ranked_search_puts_names_first() {
     assert!(refs(&app.get("/api/search?term=zzz-nothing").await).is_empty());
     assert_eq!(app.get("/api/search?term=").await.status, 400);
 }
+
+#[tokio::test]
+async fn ancestry_follows_location_entities_to_the_root() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .get("/api/catalog/entities/by-name/Component/default/checkout-service/ancestry")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["rootEntityRef"],
+        "component:default/checkout-service"
+    );
+    let chain: Vec<(String, Value)> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                format!(
+                    "{}:{}",
+                    i["entity"]["kind"].as_str().unwrap(),
+                    i["entity"]["metadata"]["name"].as_str().unwrap()
+                ),
+                i["parentEntityRefs"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chain,
+        vec![
+            (
+                "Component:checkout-service".into(),
+                json!(["location:default/keel-components"])
+            ),
+            (
+                "Location:keel-components".into(),
+                json!(["location:default/keel-example"])
+            ),
+            ("Location:keel-example".into(), json!([])),
+        ]
+    );
+    let missing = app
+        .get("/api/catalog/entities/by-name/component/default/nope/ancestry")
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body["error"]["name"], "NotFoundError");
+}
+
+#[tokio::test]
+async fn post_facets_take_a_predicate() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post(
+            "/api/catalog/entity-facets",
+            json!({"facets": ["kind", "spec.lifecycle"], "query": {"$all": [
+                {"kind": "component"},
+                {"$not": {"spec.lifecycle": "experimental"}},
+            ]}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"facets": {
+            "kind": [{"value": "Component", "count": 4}],
+            "spec.lifecycle": [{"value": "production", "count": 4}],
+        }})
+    );
+    // Without a query: the whole catalog, as GET without filters.
+    let all = app
+        .post("/api/catalog/entity-facets", json!({"facets": ["kind"]}))
+        .await;
+    let get = app.get("/api/catalog/entity-facets?facet=kind").await;
+    assert_eq!(all.body, get.body);
+    for (body, says) in [
+        (json!({"facets": []}), "at least one facet"),
+        (json!({"query": {"kind": "component"}}), "facets"),
+        (
+            json!({"facets": ["kind"], "query": {"$bogus": 1}}),
+            "$bogus",
+        ),
+    ] {
+        let r = app.post("/api/catalog/entity-facets", body.clone()).await;
+        assert_eq!(r.status, 400, "{body}");
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{body}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn analyze_location_lists_existing_files_or_suggests_a_component() {
+    let app = TestApp::spawn().await;
+    let root = app.dir.join("catalog");
+    // Registered already (through the root Location): isRegistered.
+    let r = app
+        .post(
+            "/api/catalog/analyze-location",
+            json!({"location": {"type": "dir", "target": root.join("components/checkout-service").display().to_string()}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let files = r.body["existingEntityFiles"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["isRegistered"], true);
+    assert_eq!(files[0]["entity"]["metadata"]["name"], "checkout-service");
+    assert_eq!(files[0]["location"]["type"], "file");
+    assert!(
+        files[0]["location"]["target"]
+            .as_str()
+            .unwrap()
+            .ends_with("components/checkout-service/catalog-info.yaml")
+    );
+    assert_eq!(r.body["generateEntities"], json!([]));
+
+    // A new file: listed, not registered; analysing registers nothing.
+    app.write(
+        "new-thing/catalog-info.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: new-thing\nspec:\n  type: service\n  lifecycle: experimental\n  owner: platform-team\n",
+    );
+    let r = app
+        .post(
+            "/api/catalog/analyze-location",
+            json!({"location": {"type": "file", "target": root.join("new-thing/catalog-info.yaml").display().to_string()}}),
+        )
+        .await;
+    assert_eq!(r.body["existingEntityFiles"][0]["isRegistered"], false);
+    let after = app
+        .get("/api/catalog/entities/by-name/component/default/new-thing")
+        .await;
+    assert_eq!(after.status, 404);
+    assert_eq!(
+        app.get("/api/catalog/locations")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // No catalog file: a Component to start from, named after the directory.
+    std::fs::create_dir_all(root.join("empty-service/src")).unwrap();
+    let r = app
+        .post(
+            "/api/catalog/analyze-location",
+            json!({"location": {"type": "dir", "target": root.join("empty-service").display().to_string()}}),
+        )
+        .await;
+    assert_eq!(r.body["existingEntityFiles"], json!([]));
+    assert_eq!(
+        r.body["generateEntities"],
+        json!([{"entity": {
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Component",
+            "metadata": {"name": "empty-service"},
+            "spec": {"type": "other", "lifecycle": "unknown"},
+        }, "fields": []}])
+    );
+
+    // catalogFilename narrows which files count.
+    let r = app
+        .post(
+            "/api/catalog/analyze-location",
+            json!({"location": {"type": "dir", "target": root.join("components").display().to_string()}, "catalogFilename": "all.yaml"}),
+        )
+        .await;
+    let names: Vec<&str> = r.body["existingEntityFiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["entity"]["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["keel-components"]);
+
+    // Bad input says what to change, and where.
+    let outside = app
+        .post(
+            "/api/catalog/analyze-location",
+            json!({"location": {"type": "dir", "target": "/etc"}}),
+        )
+        .await;
+    assert_eq!(outside.status, 400);
+    assert!(
+        outside.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("allowed"),
+        "{}",
+        outside.body
+    );
+    let shape = app
+        .post("/api/catalog/analyze-location", json!({"type": "dir"}))
+        .await;
+    assert_eq!(shape.status, 400);
+    assert!(
+        shape.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("location")
+    );
+}

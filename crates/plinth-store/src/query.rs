@@ -414,13 +414,9 @@ impl Store {
     pub async fn facets(
         &self,
         facets: &[String],
-        filter: &[FilterSet],
+        query: &EntityQuery,
     ) -> Result<Vec<(String, Vec<(String, u64)>)>, StoreError> {
-        let query = EntityQuery {
-            filter: filter.to_vec(),
-            ..EntityQuery::default()
-        };
-        let unfiltered = filter.iter().all(|s| s.is_empty());
+        let unfiltered = query.filter.iter().all(|s| s.is_empty()) && query.predicate.is_none();
         let wh = query.where_clause();
         let version = self.version().await?;
         let mut out = Vec::new();

@@ -148,6 +148,24 @@ impl Store {
         self.load_entities(&ids).await
     }
 
+    /// The Location entities that led the catalog to `entity`'s file: those
+    /// in files of the same location whose targets include it. Empty for an
+    /// entity read straight from its registered location.
+    pub async fn parents_of(&self, entity: &StoredEntity) -> Result<Vec<StoredEntity>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT e.id FROM location_files f JOIN entities e ON e.location_id = f.location_id AND e.file = f.path
+             WHERE f.location_id = ? AND e.kind = 'location' AND e.ref <> ?
+               AND EXISTS (SELECT 1 FROM json_each(f.targets) t WHERE t.value = ?)
+             ORDER BY e.ref",
+        )
+        .bind(&entity.location_id)
+        .bind(&entity.entity_ref)
+        .bind(&entity.file)
+        .fetch_all(&self.pool)
+        .await?;
+        self.load_entities(&ids).await
+    }
+
     pub async fn entity_by_ref(
         &self,
         entity: &EntityRef,

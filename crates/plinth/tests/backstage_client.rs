@@ -82,6 +82,16 @@ fn backstage_catalog_client_works_unchanged() {
             "getEntitiesByRefs": ["checkout-api", null, "keel"],
             "getEntityByRef": {"name": "checkout-service", "owner": "group:default/checkout-team", "missing": true},
             "getEntityFacets": {"kind": [{"value": "API", "count": 3}, {"value": "Domain", "count": 2}]},
+            "getEntityFacetsPredicate": {"spec.lifecycle": [{"value": "experimental", "count": 2}, {"value": "production", "count": 4}]},
+            "getEntityAncestors": {
+                "root": "component:default/checkout-service",
+                "chain": [
+                    ["checkout-service", ["location:default/keel-components"]],
+                    ["keel-components", ["location:default/keel-example"]],
+                    ["keel-example", []],
+                ],
+            },
+            "analyzeLocation": {"existing": [["extra", false]], "generate": 0},
             "getLocations": 1,
             "addLocationDryRun": {"entities": ["extra"], "exists": false},
             "addLocation": {"type": "file", "entities": ["extra"]},

@@ -54,6 +54,24 @@ async function main() {
   const facets = await client.getEntityFacets({ facets: ['kind'], filter: { kind: ['api', 'domain'] } });
   out.getEntityFacets = facets.facets;
 
+  const predicateFacets = await client.getEntityFacets({
+    facets: ['spec.lifecycle'],
+    query: { kind: 'component' },
+  });
+  out.getEntityFacetsPredicate = predicateFacets.facets;
+
+  const ancestry = await client.getEntityAncestors({ entityRef: 'component:default/checkout-service' });
+  out.getEntityAncestors = {
+    root: ancestry.rootEntityRef,
+    chain: ancestry.items.map(i => [i.entity.metadata.name, i.parentEntityRefs]),
+  };
+
+  const analysis = await client.analyzeLocation({ location: { type: 'file', target: extraTarget } });
+  out.analyzeLocation = {
+    existing: analysis.existingEntityFiles.map(f => [f.entity.metadata.name, f.isRegistered]),
+    generate: analysis.generateEntities.length,
+  };
+
   const locations = await client.getLocations();
   out.getLocations = locations.items.length;
 
