@@ -238,11 +238,7 @@ pub async fn query_entities_by_predicate(
                 });
             EntityQuery {
                 filter: Vec::new(),
-                predicate: body
-                    .query
-                    .as_ref()
-                    .map(|q| params::predicate(q, "query"))
-                    .transpose()?,
+                predicate: params::body_predicate(body.query.as_ref())?,
                 order,
                 full_text,
                 offset: body.offset.unwrap_or(0),
@@ -412,11 +408,7 @@ pub async fn entity_facets_by_predicate(
         "body must be {\"facets\": [\"kind\", ...], \"query\": {...}}",
     )?;
     let query = EntityQuery {
-        predicate: body
-            .query
-            .as_ref()
-            .map(|q| params::predicate(q, "query"))
-            .transpose()?,
+        predicate: params::body_predicate(body.query.as_ref())?,
         ..EntityQuery::default()
     };
     answer_facets(&state, &body.facets, &query).await
@@ -474,6 +466,95 @@ pub async fn get_location(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(location_json(&find_location(&state, &id).await?)))
+}
+
+#[derive(Deserialize)]
+pub struct LocationQuery {
+    #[serde(default)]
+    query: Option<Value>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<u64>,
+}
+
+/// `POST /locations/by-query`: locations matching a predicate over `id`,
+/// `type` and `target`, a page at a time, oldest first.
+pub async fn query_locations(
+    State(state): State<AppState>,
+    body: Result<Json<LocationQuery>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_body(
+        body,
+        "body must be {\"query\": {...}, \"limit\": n} or {\"cursor\": ...}",
+    )?;
+    let query = match &body.cursor {
+        Some(cursor) => {
+            let mut q = params::decode_cursor(cursor)?;
+            q.limit = body.limit.or(q.limit);
+            q
+        }
+        None => EntityQuery {
+            predicate: params::body_predicate(body.query.as_ref())?,
+            limit: body.limit,
+            ..EntityQuery::default()
+        },
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_QUERY_LIMIT) as usize;
+    let offset = query.offset as usize;
+    let locations = state.store.locations().await?;
+    let matching: Vec<&Location> = locations
+        .iter()
+        .filter(|l| {
+            query.predicate.as_ref().is_none_or(|p| {
+                p.matches(&|field: &str| match field {
+                    "id" => vec![l.id.to_lowercase()],
+                    "type" => vec![l.kind.to_lowercase()],
+                    "target" => vec![l.target.to_lowercase()],
+                    _ => Vec::new(),
+                })
+            })
+        })
+        .collect();
+    let items: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|l| location_json(l))
+        .collect();
+    let mut page_info = serde_json::Map::new();
+    if offset + limit < matching.len() {
+        let next = EntityQuery {
+            offset: (offset + limit) as u64,
+            ..query.clone()
+        };
+        page_info.insert("nextCursor".into(), params::encode_cursor(&next).into());
+    }
+    Ok(Json(json!({
+        "items": items,
+        "totalItems": matching.len(),
+        "pageInfo": page_info,
+    })))
+}
+
+/// `PUT /locations/{id}`: a new type and target for a location, read at
+/// once; entities the new target no longer gives are removed.
+pub async fn update_location(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<NewLocation>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_body(body, "body must be {\"type\": ..., \"target\": ...}")?;
+    find_location(&state, &id).await?;
+    let target =
+        ingest::check_location(&body.kind, &body.target, &state.ingest).map_err(ApiError::input)?;
+    let location = state
+        .store
+        .update_location(&id, &body.kind, &target)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Found no location with ID {id}")))?;
+    state.refresh(&location).await?;
+    Ok(Json(location_json(&location)))
 }
 
 /// plinth's addition: a location's last refresh, findings and conflicts.

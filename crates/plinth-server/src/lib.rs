@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use plinth_catalog::ingest::IngestOptions;
 use plinth_store::Store;
 use tokio::net::TcpListener;
@@ -127,9 +127,19 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             post(catalog::add_location),
         ),
         (
+            "POST",
+            "/api/catalog/locations/by-query",
+            post(catalog::query_locations),
+        ),
+        (
             "GET",
             "/api/catalog/locations/{id}",
             get(catalog::get_location),
+        ),
+        (
+            "PUT",
+            "/api/catalog/locations/{id}",
+            put(catalog::update_location),
         ),
         (
             "DELETE",

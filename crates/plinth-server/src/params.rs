@@ -89,6 +89,11 @@ pub fn filter_sets<'a>(values: impl Iterator<Item = &'a str>) -> Result<Vec<Filt
 /// `$any`, `$not`, or field paths; a field's value is a value to equal, or an
 /// object with one of `$exists`, `$in`, `$hasPrefix`, `$contains`. Several
 /// keys in one object must all hold. `at` names where, for messages.
+/// The `query` of a request body, when there is one.
+pub fn body_predicate(query: Option<&Value>) -> Result<Option<Predicate>, ApiError> {
+    query.map(|q| predicate(q, "query")).transpose()
+}
+
 pub fn predicate(value: &Value, at: &str) -> Result<Predicate, ApiError> {
     let Value::Object(map) = value else {
         return Err(ApiError::input(format!(

@@ -1020,3 +1020,158 @@ async fn analyze_location_lists_existing_files_or_suggests_a_component() {
             .contains("location")
     );
 }
+
+#[tokio::test]
+async fn locations_by_query_filter_and_page() {
+    let app = TestApp::spawn().await;
+    for name in ["a", "b", "c"] {
+        app.write(
+            &format!("more/{name}/catalog-info.yaml"),
+            &format!("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: more-{name}\nspec:\n  type: service\n  lifecycle: experimental\n  owner: platform-team\n"),
+        );
+        let target = app
+            .dir
+            .join(format!("catalog/more/{name}"))
+            .display()
+            .to_string();
+        let r = app
+            .post(
+                "/api/catalog/locations",
+                json!({"type": "dir", "target": target}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let first = app
+        .post(
+            "/api/catalog/locations/by-query",
+            json!({"query": {"type": "DIR"}, "limit": 2}),
+        )
+        .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["totalItems"], 3);
+    let targets = |r: &Reply| -> Vec<String> {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                l["target"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(targets(&first), ["a", "b"]);
+    let cursor = first.body["pageInfo"]["nextCursor"].as_str().unwrap();
+    let second = app
+        .post("/api/catalog/locations/by-query", json!({"cursor": cursor}))
+        .await;
+    assert_eq!(targets(&second), ["c"]);
+    assert_eq!(second.body["pageInfo"], json!({}));
+
+    let prefix = app.dir.join("catalog/more/b").display().to_string();
+    let r = app
+        .post(
+            "/api/catalog/locations/by-query",
+            json!({"query": {"$any": [{"target": {"$hasPrefix": prefix}}, {"type": "file"}]}}),
+        )
+        .await;
+    assert_eq!(r.body["totalItems"], 2, "{}", r.body);
+    let all = app.post("/api/catalog/locations/by-query", json!({})).await;
+    assert_eq!(all.body["totalItems"], 4);
+    let bad = app
+        .post(
+            "/api/catalog/locations/by-query",
+            json!({"query": {"type": {"$near": 1}}}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("query.type")
+    );
+}
+
+#[tokio::test]
+async fn updating_a_location_reads_its_new_target_at_once() {
+    let app = TestApp::spawn().await;
+    let component = |name: &str| {
+        format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: service\n  lifecycle: experimental\n  owner: platform-team\n"
+        )
+    };
+    app.write("old/catalog-info.yaml", &component("old-one"));
+    app.write("new/catalog-info.yaml", &component("new-one"));
+    let target = |rel: &str| app.dir.join("catalog").join(rel).display().to_string();
+    let added = app
+        .post(
+            "/api/catalog/locations",
+            json!({"type": "dir", "target": target("old")}),
+        )
+        .await;
+    let id = added.body["location"]["id"].as_str().unwrap().to_owned();
+
+    let r = app
+        .request(
+            "PUT",
+            &format!("/api/catalog/locations/{id}"),
+            Some(json!({"type": "file", "target": target("new/catalog-info.yaml")})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["type"], "file");
+    assert_eq!(r.body["id"], id.as_str());
+    let old = app
+        .get("/api/catalog/entities/by-name/component/default/old-one")
+        .await;
+    assert_eq!(old.status, 404, "entities of the old target are gone");
+    let new = app
+        .get("/api/catalog/entities/by-name/component/default/new-one")
+        .await;
+    assert_eq!(new.status, 200);
+
+    // Unknown id, a taken target, a target outside the roots, a bad body.
+    let unknown = app
+        .request(
+            "PUT",
+            "/api/catalog/locations/no-such-id",
+            Some(json!({"type": "dir", "target": target("old")})),
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    let root = app.get("/api/catalog/locations").await.body[0]["data"].clone();
+    let taken = app
+        .request(
+            "PUT",
+            &format!("/api/catalog/locations/{id}"),
+            Some(json!({"type": root["type"], "target": root["target"]})),
+        )
+        .await;
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    let outside = app
+        .request(
+            "PUT",
+            &format!("/api/catalog/locations/{id}"),
+            Some(json!({"type": "dir", "target": "/etc"})),
+        )
+        .await;
+    assert_eq!(outside.status, 400);
+    let shape = app
+        .request(
+            "PUT",
+            &format!("/api/catalog/locations/{id}"),
+            Some(json!({"type": "dir"})),
+        )
+        .await;
+    assert_eq!(shape.status, 400);
+    // Nothing refused changed the location.
+    let still = app.get(&format!("/api/catalog/locations/{id}")).await;
+    assert_eq!(still.body["type"], "file");
+}

@@ -47,6 +47,24 @@ pub enum Predicate {
     HasPrefix(String, String),
 }
 
+impl Predicate {
+    /// Evaluates the predicate in memory, over an object whose fields give
+    /// their lowercase values (`values("type")`); for small sets such as
+    /// locations, where SQL would buy nothing.
+    pub fn matches(&self, values: &dyn Fn(&str) -> Vec<String>) -> bool {
+        match self {
+            Predicate::All(ps) => ps.iter().all(|p| p.matches(values)),
+            Predicate::Any(ps) => ps.iter().any(|p| p.matches(values)),
+            Predicate::Not(p) => !p.matches(values),
+            Predicate::In(key, wanted) => values(key).iter().any(|v| wanted.contains(v)),
+            Predicate::Exists(key) => !values(key).is_empty(),
+            Predicate::HasPrefix(key, prefix) => {
+                values(key).iter().any(|v| v.starts_with(prefix.as_str()))
+            }
+        }
+    }
+}
+
 /// A query: entities matching any of the filter sets (all when none) and
 /// the predicate, ordered, one page.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

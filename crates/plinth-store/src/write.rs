@@ -125,6 +125,32 @@ impl Store {
         }
     }
 
+    /// Changes a location's type and target. `None` when there is no such
+    /// location; fails when another location has that type and target.
+    /// Its entities stay until the next refresh reads the new target.
+    pub async fn update_location(
+        &self,
+        id: &str,
+        kind: &str,
+        target: &str,
+    ) -> Result<Option<Location>, StoreError> {
+        let result = sqlx::query("UPDATE locations SET type = ?, target = ? WHERE id = ?")
+            .bind(kind)
+            .bind(target)
+            .bind(id)
+            .execute(&self.pool)
+            .await;
+        self.written();
+        match result {
+            Ok(done) if done.rows_affected() == 0 => Ok(None),
+            Ok(_) => self.location(id).await,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::LocationExists(format!("{kind}:{target}")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Removes a location and every entity it gave. Returns whether it existed.
     pub async fn delete_location(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;

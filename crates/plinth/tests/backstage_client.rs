@@ -96,6 +96,8 @@ fn backstage_catalog_client_works_unchanged() {
             "addLocationDryRun": {"entities": ["extra"], "exists": false},
             "addLocation": {"type": "file", "entities": ["extra"]},
             "getLocationsAfterAdd": 2,
+            "queryLocations": {"totalItems": 2, "pages": [1, 1], "streamed": 2},
+            "updateLocation": {"same": true, "type": "file"},
             "refreshEntity": "ok",
             "removeEntityByUid": true,
             "validateEntity": {

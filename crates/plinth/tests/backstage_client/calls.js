@@ -81,6 +81,19 @@ async function main() {
   out.addLocation = { type: added.location.type, entities: names(added.entities) };
   out.getLocationsAfterAdd = (await client.getLocations()).items.length;
 
+  const fileLocations = await client.queryLocations({ query: { type: 'file' }, limit: 1 });
+  const rest = await client.queryLocations({ cursor: fileLocations.pageInfo.nextCursor });
+  let streamed = 0;
+  for await (const page of client.streamLocations()) streamed += page.length;
+  out.queryLocations = {
+    totalItems: fileLocations.totalItems,
+    pages: [fileLocations.items.length, rest.items.length],
+    streamed,
+  };
+
+  const moved = await client.updateLocation(added.location.id, { type: 'file', target: extraTarget });
+  out.updateLocation = { same: moved.id === added.location.id, type: moved.type };
+
   await client.refreshEntity('component:default/extra');
   out.refreshEntity = 'ok';
 
