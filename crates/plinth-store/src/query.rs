@@ -497,18 +497,18 @@ impl Store {
 
 /// How much a match in each place counts in [`Store::search`]: a name beats
 /// a title beats a tag beats a description.
-const SEARCH_WEIGHTS: &str = "
-    CASE
-        WHEN s.key = 'metadata.name' AND s.value = w.word THEN 100
-        WHEN s.key = 'metadata.name' AND substr(s.value, 1, length(w.word)) = w.word THEN 60
-        WHEN s.key = 'metadata.name' AND instr(s.value, w.word) > 0 THEN 40
-        WHEN s.key IN ('metadata.title', 'spec.profile.displayname') AND instr(s.value, w.word) > 0 THEN 30
-        WHEN s.key = 'metadata.tags' AND s.value = w.word THEN 20
-        WHEN s.key IN ('kind', 'spec.type', 'spec.owner', 'spec.lifecycle', 'spec.system') AND s.value = w.word THEN 10
-        WHEN s.key = 'metadata.description' AND instr(s.value, w.word) > 0 THEN 8
-        WHEN s.key LIKE 'metadata.annotations.%' AND instr(s.value, w.word) > 0 THEN 4
-        ELSE 0
-    END";
+/// How one word of a ranked search matches, with its score: a whole name
+/// (exactly 100, as its start 60), a tag (20) or an exact value (10) through
+/// the search rows' index; words inside names, titles, descriptions and
+/// annotation values through the token index, by prefix, with the weight
+/// the token was written with. `?A` is the word, `?B` the end of its range.
+const WORD_MATCHES: &str = "
+    SELECT entity_id, CASE WHEN value = ?A THEN 100 ELSE 60 END AS score FROM search
+        WHERE key = 'metadata.name' AND value >= ?A AND value < ?B
+    UNION ALL SELECT entity_id, 20 FROM search WHERE key = 'metadata.tags' AND value = ?A
+    UNION ALL SELECT entity_id, 10 FROM search
+        WHERE key IN ('kind', 'spec.type', 'spec.owner', 'spec.lifecycle', 'spec.system') AND value = ?A
+    UNION ALL SELECT entity_id, weight FROM search_tokens WHERE token >= ?A AND token < ?B";
 
 /// One search hit: the entity and its score.
 pub struct SearchHit {
@@ -522,34 +522,37 @@ impl Store {
     /// system, description or annotation values (case-insensitive); entities
     /// score by where their words matched, best first.
     pub async fn search(&self, term: &str, limit: u64) -> Result<Vec<SearchHit>, StoreError> {
-        let words: Vec<String> = term
-            .split_whitespace()
-            .map(str::to_lowercase)
-            .filter(|w| !w.is_empty())
-            .take(8)
-            .collect();
+        let mut words: Vec<String> = crate::search::words(term).take(8).collect();
+        words.sort();
+        words.dedup();
         if words.is_empty() {
             return Ok(Vec::new());
         }
+        // Per word, its best match in each entity; an entity must match
+        // every word, and scores the sum.
+        let per_word: Vec<String> = (0..words.len())
+            .map(|i| {
+                let matches = WORD_MATCHES
+                    .replace("?A", &format!("?{}", 2 * i + 1))
+                    .replace("?B", &format!("?{}", 2 * i + 2));
+                format!("SELECT entity_id, {i} AS word, MAX(score) AS score FROM ({matches}) GROUP BY entity_id")
+            })
+            .collect();
         let sql = format!(
-            "SELECT t.entity_id, t.score, e.ref FROM (SELECT entity_id, SUM(score) AS score FROM (
-                SELECT s.entity_id, w.key AS word, MAX({SEARCH_WEIGHTS}) AS score
-                FROM (SELECT key, value AS word FROM json_each(?)) w
-                JOIN search s ON (
-                    s.key IN ('metadata.name', 'metadata.title', 'spec.profile.displayname', 'metadata.description')
-                    OR s.key LIKE 'metadata.annotations.%'
-                    OR (s.key IN ('metadata.tags', 'kind', 'spec.type', 'spec.owner', 'spec.lifecycle', 'spec.system') AND s.value = w.word)
-                ) AND instr(s.value, w.word) > 0
-                GROUP BY s.entity_id, w.key
-            ) GROUP BY entity_id HAVING COUNT(*) = ? ORDER BY score DESC, entity_id LIMIT ?) t
-            JOIN entities e ON e.id = t.entity_id ORDER BY t.score DESC, t.entity_id"
+            "SELECT t.entity_id, t.score, e.ref FROM (
+                SELECT entity_id, SUM(score) AS score FROM ({}) GROUP BY entity_id
+                HAVING COUNT(*) = {} ORDER BY score DESC, entity_id LIMIT ?{}
+            ) t JOIN entities e ON e.id = t.entity_id ORDER BY t.score DESC, t.entity_id",
+            per_word.join(" UNION ALL "),
+            words.len(),
+            2 * words.len() + 1,
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(serde_json::Value::from(words.clone()).to_string())
-            .bind(words.len() as i64)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for w in &words {
+            // Every string starting with `w` sorts before `w` + U+10FFFF.
+            query = query.bind(w.clone()).bind(format!("{w}\u{10FFFF}"));
+        }
+        let rows = query.bind(limit as i64).fetch_all(&self.pool).await?;
         let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
         let scores: std::collections::HashMap<String, i64> =
             rows.iter().map(|r| (r.get(2), r.get(1))).collect();

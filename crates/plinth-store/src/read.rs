@@ -231,6 +231,7 @@ impl Store {
         for sql in [
             "DELETE FROM relations WHERE origin_id = ?",
             "DELETE FROM search WHERE entity_id = ?",
+            "DELETE FROM search_tokens WHERE entity_id = ?",
             "DELETE FROM entities WHERE id = ?",
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;

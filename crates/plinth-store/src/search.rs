@@ -80,6 +80,65 @@ fn scalar_text(value: &Value) -> Option<String> {
     (text.chars().count() <= MAX_VALUE_LENGTH).then_some(text)
 }
 
+/// Weights of words in the ranked search, by where the word is. Whole
+/// names, tags and exact values (kind, type, owner, lifecycle, system) are
+/// found through the search rows; these are the words inside free text.
+pub const NAME_PART: i64 = 40;
+pub const TITLE_WORD: i64 = 30;
+pub const DESCRIPTION_WORD: i64 = 8;
+pub const ANNOTATION_WORD: i64 = 4;
+
+/// Words of a field that are indexed; a longer description is still found
+/// by its first words.
+const MAX_WORDS_PER_FIELD: usize = 64;
+
+/// The words of an entity for the ranked search, each once with the best
+/// weight it has: parts of a name with separators, words of the title,
+/// display name and description, and of annotation values (not the
+/// `managed-by-*` locations, which every entity has).
+pub fn search_tokens(body: &Value) -> Vec<(String, i64)> {
+    let mut best: std::collections::BTreeMap<String, i64> = Default::default();
+    let mut add = |text: &str, weight: i64| {
+        for word in words(text).take(MAX_WORDS_PER_FIELD) {
+            let w = best.entry(word).or_insert(weight);
+            *w = (*w).max(weight);
+        }
+    };
+    let metadata = &body["metadata"];
+    if let Some(name) = metadata["name"].as_str()
+        && name.contains(['-', '_', '.'])
+    {
+        add(name, NAME_PART);
+    }
+    for (text, weight) in [
+        (&metadata["title"], TITLE_WORD),
+        (&body["spec"]["profile"]["displayName"], TITLE_WORD),
+        (&metadata["description"], DESCRIPTION_WORD),
+    ] {
+        if let Some(t) = text.as_str() {
+            add(t, weight);
+        }
+    }
+    if let Some(annotations) = metadata["annotations"].as_object() {
+        for (key, value) in annotations {
+            if let Some(v) = value.as_str()
+                && !key.starts_with("backstage.io/managed-by-")
+                && v.len() <= MAX_VALUE_LENGTH
+            {
+                add(v, ANNOTATION_WORD);
+            }
+        }
+    }
+    best.into_iter().collect()
+}
+
+/// Lowercase words of two characters or more.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().nth(1).is_some())
+        .map(str::to_lowercase)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -122,5 +181,39 @@ mod tests {
                 "spec.definition=<none> (-)",
             ]
         );
+    }
+
+    #[test]
+    fn tokens_are_words_of_free_text_with_their_best_weight() {
+        let tokens = search_tokens(&json!({
+            "metadata": {
+                "name": "payments-api",
+                "title": "Payments API",
+                "description": "Takes payments, refunds. A PSP-neutral API; ünïcode too.",
+                "annotations": {
+                    "github.com/project-slug": "keel/payments",
+                    "backstage.io/managed-by-location": "file:/srv/catalog/payments.yaml",
+                },
+            },
+            "spec": {"profile": {"displayName": "Pay Ments"}},
+        }));
+        assert_eq!(
+            tokens,
+            [
+                ("api".into(), NAME_PART),
+                ("keel".into(), ANNOTATION_WORD),
+                ("ments".into(), TITLE_WORD),
+                ("neutral".into(), DESCRIPTION_WORD),
+                ("pay".into(), TITLE_WORD),
+                ("payments".into(), NAME_PART),
+                ("psp".into(), DESCRIPTION_WORD),
+                ("refunds".into(), DESCRIPTION_WORD),
+                ("takes".into(), DESCRIPTION_WORD),
+                ("too".into(), DESCRIPTION_WORD),
+                ("ünïcode".into(), DESCRIPTION_WORD),
+            ]
+        );
+        // A name without separators is found whole, through the search rows.
+        assert!(search_tokens(&json!({"metadata": {"name": "orders"}})).is_empty());
     }
 }

@@ -24,7 +24,7 @@ impl Drop for Scratch {
 
 async fn indexes(store: &Store) -> Vec<(String, String)> {
     sqlx::query_as(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('search', 'relations') AND sql IS NOT NULL ORDER BY name",
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('search', 'relations', 'search_tokens') AND sql IS NOT NULL ORDER BY name",
     )
     .fetch_all(&store.pool)
     .await
@@ -142,4 +142,36 @@ async fn the_bulk_path_leaves_the_indexes_the_migrations_made() {
         .await
         .unwrap();
     assert_eq!(page.total, 10);
+}
+
+#[tokio::test]
+async fn the_token_migration_backfills_entities_stored_before_it() {
+    let scratch = Scratch::new("backfill");
+    let path = scratch.0.join("plinth.db");
+    {
+        let store = Store::open_sqlite(&path).await.unwrap();
+        let location = store.add_location("file", "/x.yaml").await.unwrap();
+        let files = [file("/x.yaml", 10..20)];
+        store
+            .apply_refresh(
+                &location.id,
+                &files,
+                &[],
+                &RefreshOutcome::Ok,
+                OrphanPolicy::Delete,
+            )
+            .await
+            .unwrap();
+        // Back to schema 2, as a store written before the token index.
+        sqlx::raw_sql("DROP TABLE search_tokens; DELETE FROM plinth_migrations WHERE version = 3")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+    }
+    let store = Store::open_sqlite(&path).await.unwrap();
+    // "17" is only inside the name svc-17: found through the token index.
+    let hits = store.search("17", 10).await.unwrap();
+    let refs: Vec<&str> = hits.iter().map(|h| h.entity.entity_ref.as_str()).collect();
+    assert_eq!(refs, ["component:default/svc-17"]);
+    assert_eq!(hits[0].score, search::NAME_PART);
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::search::{SearchRow, search_rows};
+use crate::search::{SearchRow, search_rows, search_tokens};
 
 use crate::{EntityRef, Location, Relation, Store, StoreError, now};
 
@@ -21,6 +21,8 @@ pub struct NewEntity {
     body: String,
     /// Unique `(key, value)` rows, so that facets can count rows.
     search: Vec<SearchRow>,
+    /// Words for the ranked search, with their weights.
+    tokens: Vec<(String, i64)>,
 }
 
 impl NewEntity {
@@ -35,6 +37,7 @@ impl NewEntity {
             relations,
             body: body.to_string(),
             search,
+            tokens: search_tokens(body),
         }
     }
 
@@ -159,6 +162,7 @@ impl Store {
         for sql in [
             "DELETE FROM relations WHERE origin_id IN (SELECT id FROM entities WHERE location_id = ?)",
             "DELETE FROM search WHERE entity_id IN (SELECT id FROM entities WHERE location_id = ?)",
+            "DELETE FROM search_tokens WHERE entity_id IN (SELECT id FROM entities WHERE location_id = ?)",
             "DELETE FROM entities WHERE location_id = ?",
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
@@ -476,7 +480,7 @@ async fn apply_files(
     rewritten.extend((first_id..).zip(inserts.iter().map(|(e, _)| *e)));
     summary.added += inserts.len();
     phases.lap("write_entities");
-    write_index(tx, &rewritten).await?;
+    write_index(tx, &rewritten, &mut phases).await?;
 
     for file in files {
         for (r, items) in &file.invalid {
@@ -489,7 +493,7 @@ async fn apply_files(
         }
     }
 
-    phases.lap("write_index");
+    phases.lap("build_indexes");
     // Conflicts are recomputed for every file read now.
     let reread: Vec<&str> = files
         .iter()
@@ -593,7 +597,7 @@ impl std::fmt::Display for Phases {
 /// them again after its inserts, inside its transaction: sorting once is
 /// several times faster than keeping B-trees in order row by row, and
 /// readers never see the difference (they read the last commit).
-pub(crate) const BULK_INDEXES: [(&str, &str); 5] = [
+pub(crate) const BULK_INDEXES: [(&str, &str); 6] = [
     (
         "search_key_value",
         "CREATE INDEX search_key_value ON search (key, value, entity_id)",
@@ -601,6 +605,10 @@ pub(crate) const BULK_INDEXES: [(&str, &str); 5] = [
     (
         "search_entity",
         "CREATE INDEX search_entity ON search (entity_id)",
+    ),
+    (
+        "search_tokens_entity",
+        "CREATE INDEX search_tokens_entity ON search_tokens (entity_id)",
     ),
     (
         "relations_origin",
@@ -616,6 +624,11 @@ pub(crate) const BULK_INDEXES: [(&str, &str); 5] = [
     ),
 ];
 
+/// About how many rows the indexed tables hold (rowids only grow).
+const HELD_ROWS: &str = "SELECT coalesce((SELECT max(rowid) FROM search), 0)
+    + coalesce((SELECT max(rowid) FROM relations), 0)
+    + (SELECT count(*) FROM search_tokens)";
+
 /// Below this many new rows, index maintenance row by row is cheap enough.
 const BULK_MIN_ROWS: usize = 50_000;
 
@@ -623,6 +636,7 @@ const BULK_MIN_ROWS: usize = 50_000;
 async fn write_index(
     tx: &mut Transaction<'static, Sqlite>,
     rewritten: &[(i64, &NewEntity)],
+    phases: &mut Phases,
 ) -> Result<(), StoreError> {
     for chunk in rewritten.chunks(CHUNK) {
         let ids = Value::from(chunk.iter().map(|(id, _)| *id).collect::<Vec<_>>()).to_string();
@@ -634,7 +648,14 @@ async fn write_index(
             .bind(&ids)
             .execute(&mut **tx)
             .await?;
+        sqlx::query(
+            "DELETE FROM search_tokens WHERE entity_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
     }
+    phases.lap("clear_index");
     let relation_rows: Vec<(i64, String, &str, String, String)> = rewritten
         .iter()
         .flat_map(|(id, e)| {
@@ -663,6 +684,7 @@ async fn write_index(
         })
         .collect();
     let mut search: Vec<[Param; 4]> = Vec::new();
+    let mut words: Vec<(&str, i64, i64)> = Vec::new();
     for (id, e) in rewritten {
         for (k, v, original) in &e.search {
             search.push([
@@ -672,16 +694,20 @@ async fn write_index(
                 Param::Text(original.as_deref()),
             ]);
         }
+        words.extend(e.tokens.iter().map(|(t, w)| (t.as_str(), *id, *w)));
     }
-    let bulk = relations.len() + search.len() >= BULK_MIN_ROWS
-        && {
-            let held: i64 = sqlx::query_scalar(
-            "SELECT coalesce((SELECT max(rowid) FROM search), 0) + coalesce((SELECT max(rowid) FROM relations), 0)",
-        )
-        .fetch_one(&mut **tx)
-        .await?;
-            relations.len() + search.len() > held as usize
-        };
+    // In key order, so that a first ingest appends to the clustered table.
+    words.sort_unstable();
+    let tokens: Vec<[Param; 3]> = words
+        .iter()
+        .map(|(t, id, w)| [Param::Text(Some(t)), Param::Int(*id), Param::Int(*w)])
+        .collect();
+    phases.lap("index_rows");
+    let rows = relations.len() + search.len() + tokens.len();
+    let bulk = rows >= BULK_MIN_ROWS && {
+        let held: i64 = sqlx::query_scalar(HELD_ROWS).fetch_one(&mut **tx).await?;
+        rows > held as usize
+    };
     if bulk {
         for (name, _) in BULK_INDEXES {
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {name}")))
@@ -695,12 +721,16 @@ async fn write_index(
         &relations,
     )
     .await?;
+    phases.lap("insert_relations");
     insert_rows(
         tx,
         "search (entity_id, key, value, original_value)",
         &search,
     )
     .await?;
+    phases.lap("insert_search");
+    insert_rows(tx, "search_tokens (token, entity_id, weight)", &tokens).await?;
+    phases.lap("insert_tokens");
     if bulk {
         for (_, create) in BULK_INDEXES {
             sqlx::query(create).execute(&mut **tx).await?;
@@ -781,6 +811,7 @@ async fn delete_entities(
         for sql in [
             "DELETE FROM relations WHERE origin_id IN (SELECT value FROM json_each(?))",
             "DELETE FROM search WHERE entity_id IN (SELECT value FROM json_each(?))",
+            "DELETE FROM search_tokens WHERE entity_id IN (SELECT value FROM json_each(?))",
             "DELETE FROM entities WHERE id IN (SELECT value FROM json_each(?))",
         ] {
             sqlx::query(sql).bind(&ids).execute(&mut **tx).await?;
