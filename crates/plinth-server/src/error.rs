@@ -99,7 +99,13 @@ impl IntoResponse for ApiError {
 /// Writes error bodies with the request they answer, as Backstage does.
 pub async fn with_request(req: Request, next: Next) -> Response {
     let method = req.method().to_string();
-    let url = req.uri().to_string();
+    // Relative to the plugin's mount point, as Backstage's routers see it:
+    // `/entities/by-name/...`, not `/api/catalog/entities/by-name/...`.
+    let uri = req.uri().to_string();
+    let url = uri
+        .strip_prefix("/api/catalog")
+        .filter(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+        .map_or(uri.clone(), str::to_owned);
     let res = next.run(req).await;
     match res.extensions().get::<PendingError>().cloned() {
         Some(PendingError(e)) => {

@@ -230,7 +230,7 @@ async fn errors_have_backstages_shape() {
         r.body,
         json!({
             "error": {"name": "NotFoundError", "message": "No entity named 'nope' found, with kind 'component' in namespace 'default'"},
-            "request": {"method": "GET", "url": "/api/catalog/entities/by-name/component/default/nope"},
+            "request": {"method": "GET", "url": "/entities/by-name/component/default/nope"},
             "response": {"statusCode": 404},
         })
     );

@@ -1,44 +1,23 @@
 //! Backstage's own catalog client (`@backstage/catalog-client` from npm),
 //! unchanged, against the real `plinth serve --demo`.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
 
 mod common;
-use common::{Scratch, Server, unavailable};
-
-/// Installs the pinned client once per target directory.
-fn install_client() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("backstage-client");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/backstage_client");
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in ["package.json", "calls.js"] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
-    }
-    if !dir
-        .join("node_modules/@backstage/catalog-client/package.json")
-        .exists()
-    {
-        let ok = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return None;
-        }
-    }
-    Some(dir)
-}
+use common::{Scratch, Server, npm_package, unavailable};
 
 #[test]
 fn backstage_catalog_client_works_unchanged() {
     if Command::new("node").arg("--version").output().is_err() {
         return unavailable("node and npm (Debian: apt-get install nodejs npm)");
     }
-    let Some(client_dir) = install_client() else {
+    let Some(client_dir) = npm_package(
+        "backstage_client",
+        &["package.json", "calls.js"],
+        "@backstage/catalog-client/package.json",
+    ) else {
         return unavailable("npm install @backstage/catalog-client (no registry?)");
     };
 

@@ -100,3 +100,47 @@ pub fn unavailable(what: &str) {
     }
     eprintln!("SKIPPED: {what}");
 }
+
+/// Copies the test's npm package (`tests/<name>/`: `files`) into the target
+/// directory and installs it there once (`npm ci` when a lockfile is among
+/// the files, else `npm install`); `None` when npm fails (no registry?).
+pub fn npm_package(name: &str, files: &[&str], installed: &str) -> Option<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in files {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    if !dir.join("node_modules").join(installed).exists() {
+        let command = if files.contains(&"package-lock.json") {
+            "ci"
+        } else {
+            "install"
+        };
+        let ok = Command::new("npm")
+            .args([command, "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+    }
+    Some(dir)
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
