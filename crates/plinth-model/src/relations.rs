@@ -52,6 +52,11 @@ impl RelationType {
         RelationType::ParentOf,
     ];
 
+    /// The type with this Backstage name (`ownedBy`), case-sensitively.
+    pub fn from_name(name: &str) -> Option<RelationType> {
+        RelationType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
     /// The name Backstage uses in `relations[].type`.
     pub fn as_str(self) -> &'static str {
         use RelationType::*;

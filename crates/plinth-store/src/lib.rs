@@ -22,9 +22,10 @@ mod migrations;
 mod query;
 mod read;
 pub mod search;
+pub mod transfer;
 mod write;
 
-pub use plinth_model::{EntityRef, Relation};
+pub use plinth_model::{EntityRef, Relation, RelationType};
 pub use query::{
     EntityQuery, Filter, FilterSet, OrderField, Predicate, QueryPage, SearchHit, SortDirection,
 };

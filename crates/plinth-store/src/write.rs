@@ -560,7 +560,7 @@ async fn apply_files(
 
 /// Wall time of a refresh's steps, logged at debug level: where a slow
 /// refresh spends its time, without a profiler.
-struct Phases {
+pub(crate) struct Phases {
     last: std::time::Instant,
     laps: Vec<(&'static str, std::time::Duration)>,
 }
@@ -633,7 +633,7 @@ const HELD_ROWS: &str = "SELECT coalesce((SELECT max(rowid) FROM search), 0)
 const BULK_MIN_ROWS: usize = 50_000;
 
 /// Replaces the relations and search rows of rewritten entities.
-async fn write_index(
+pub(crate) async fn write_index(
     tx: &mut Transaction<'static, Sqlite>,
     rewritten: &[(i64, &NewEntity)],
     phases: &mut Phases,

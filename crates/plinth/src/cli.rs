@@ -27,6 +27,33 @@ pub enum Command {
     /// Work with catalog files and the software catalog.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Write the whole catalog store as JSON lines: locations, the files read
+    /// for them, entities (uids, etags, state, relations), conflicts.
+    ///
+    /// Reads a consistent snapshot; a running server may keep serving.
+    Export(ExportArgs),
+    /// Load an export into an empty store, in one transaction: on any bad
+    /// line nothing is written, and the line is named.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The data directory of the store to export (as for `plinth serve`).
+    #[arg(long, env = "PLINTH_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Where to write; default: standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The export to load (`-` for standard input).
+    pub file: PathBuf,
+    /// The data directory of the (empty) store to load into.
+    #[arg(long, env = "PLINTH_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

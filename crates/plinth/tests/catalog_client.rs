@@ -1,30 +1,12 @@
 //! `plinth catalog get | list | register | refresh` against a running plinth.
 
 use std::path::Path;
-use std::process::Command;
 
 mod common;
-use common::{Scratch, Server};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use common::{Run, Scratch, Server, plinth_env};
 
 fn plinth(cwd: &Path, server: &str, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(args)
-        .current_dir(cwd)
-        .env("PLINTH_SERVER", server)
-        .env_remove("PLINTH_CONFIG")
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap(),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    plinth_env(cwd, args, &[("PLINTH_SERVER", server)])
 }
 
 #[test]

@@ -1,32 +1,10 @@
 //! `plinth catalog validate`, driven through the real binary.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the `plinth` binary in `dir` with `args`, with no configuration
-/// from the environment.
-fn plinth(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("PLINTH_CONFIG")
-        .env_remove("PLINTH_CATALOG_KINDS")
-        .env_remove("PLINTH_CATALOG_MAX_FILE_SIZE")
-        .output()
-        .expect("plinth runs");
-    Run {
-        code: out.status.code().expect("exited"),
-        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
-    }
-}
+mod common;
+use common::{plinth, plinth_env};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -161,13 +139,12 @@ fn custom_kinds_from_flags_environment_and_configuration() {
         0
     );
 
-    let with_env = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .args(["catalog", "validate", "template.yaml"])
-        .current_dir(&scratch.0)
-        .env("PLINTH_CATALOG_KINDS", "Capability,Template")
-        .output()
-        .unwrap();
-    assert_eq!(with_env.status.code(), Some(0));
+    let with_env = plinth_env(
+        &scratch.0,
+        &["catalog", "validate", "template.yaml"],
+        &[("PLINTH_CATALOG_KINDS", "Capability,Template")],
+    );
+    assert_eq!(with_env.code, 0, "{}", with_env.stderr);
 
     // ./plinth.toml is read when present.
     scratch.write(

@@ -144,3 +144,36 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// What a run of the `plinth` binary left.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `plinth` binary in `dir` with `args`, with no `PLINTH_*`
+/// configuration from the environment.
+pub fn plinth(dir: &Path, args: &[&str]) -> Run {
+    plinth_env(dir, args, &[])
+}
+
+/// As [`plinth`], with these environment variables set.
+pub fn plinth_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_plinth"));
+    command.args(args).current_dir(dir);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PLINTH_") {
+            command.env_remove(name);
+        }
+    }
+    let out = command
+        .envs(env.iter().copied())
+        .output()
+        .expect("plinth runs");
+    Run {
+        code: out.status.code().expect("exited"),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    }
+}
