@@ -15,7 +15,8 @@ use std::path::{Component, Path, PathBuf};
 
 use plinth_model::EntityRef;
 use plinth_store::{
-    FileUpdate, Location, NewEntity, RefreshOutcome, RefreshSummary, Store, StoreError,
+    FileUpdate, KnownFile, Location, NewEntity, RefreshOutcome, RefreshSummary, Store, StoreError,
+    Unchanged,
 };
 use serde_json::Value;
 
@@ -49,6 +50,9 @@ pub struct RefreshReport {
     pub summary: RefreshSummary,
     pub outcome: RefreshOutcome,
     pub findings: Vec<Finding>,
+    /// Files whose content was read; the others were unchanged by their
+    /// file system description and cost a `stat`.
+    pub files_read: usize,
 }
 
 /// The location types plinth reads.
@@ -259,12 +263,14 @@ pub async fn refresh_location(
         summary,
         outcome: plan.outcome,
         findings: plan.findings,
+        files_read: plan.files_read,
     })
 }
 
 struct Plan {
     files: Vec<FileUpdate>,
-    unchanged: Vec<String>,
+    unchanged: Vec<Unchanged>,
+    files_read: usize,
     outcome: RefreshOutcome,
     findings: Vec<Finding>,
 }
@@ -274,12 +280,13 @@ struct Plan {
 fn read_location(
     location: &Location,
     options: &IngestOptions,
-    previous: &HashMap<String, (String, Vec<String>)>,
+    previous: &HashMap<String, KnownFile>,
     origin: &str,
 ) -> Plan {
     let failed = |message: String| Plan {
         files: Vec::new(),
         unchanged: Vec::new(),
+        files_read: 0,
         outcome: RefreshOutcome::Failed(message),
         findings: Vec::new(),
     };
@@ -344,6 +351,7 @@ fn read_location(
     let mut plan = Plan {
         files: Vec::new(),
         unchanged: Vec::new(),
+        files_read: 0,
         outcome: RefreshOutcome::Ok,
         findings: Vec::new(),
     };
@@ -375,17 +383,23 @@ fn read_location(
             )
         });
         for ((_, key, _), outcome) in todo.into_iter().zip(read) {
+            if !matches!(outcome, Read::Unchanged { read: false, .. }) {
+                plan.files_read += 1;
+            }
             match outcome {
                 Read::Unreadable(finding) => {
                     plan.findings.push(finding);
                     // Unreadable: keep what it gave last time.
                     if previous.contains_key(&key) {
-                        plan.unchanged.push(key);
+                        plan.unchanged.push(Unchanged {
+                            path: key,
+                            stat: None,
+                        });
                     }
                 }
-                Read::Unchanged(targets) => {
+                Read::Unchanged { targets, stat, .. } => {
                     wave.extend(targets.into_iter().map(|t| (PathBuf::from(t), true)));
-                    plan.unchanged.push(key);
+                    plan.unchanged.push(Unchanged { path: key, stat });
                 }
                 Read::NotCatalog => {}
                 Read::Changed(update, findings) => {
@@ -409,8 +423,14 @@ fn read_location(
 /// What reading one file of a location gave.
 enum Read {
     Unreadable(Finding),
-    /// Same content as last time: its entities stay; its targets are followed.
-    Unchanged(Vec<String>),
+    /// Same as last time: its entities stay; its targets are followed.
+    /// `stat` is a newer description of the file to remember.
+    Unchanged {
+        targets: Vec<String>,
+        stat: Option<String>,
+        /// Whether its content was read to find that out.
+        read: bool,
+    },
     /// YAML without entities found in a directory: not a catalog file.
     NotCatalog,
     Changed(FileUpdate, Vec<Finding>),
@@ -421,26 +441,79 @@ fn read_one(
     key: &str,
     explicit: bool,
     fingerprint: &str,
-    previous: &HashMap<String, (String, Vec<String>)>,
+    previous: &HashMap<String, KnownFile>,
     origin: &str,
     options: &IngestOptions,
 ) -> Read {
+    let known = previous.get(key);
+    // Unchanged by the file system's account: not even read.
+    let stat = file_stat(path, fingerprint);
+    if let (Some(stat), Some(known)) = (&stat, known)
+        && known.stat == *stat
+    {
+        return Read::Unchanged {
+            targets: known.targets.clone(),
+            stat: None,
+            read: false,
+        };
+    }
     let text = match files::read_text(path, options.read.max_file_bytes) {
         Ok(text) => text,
         Err((line, message)) => return Read::Unreadable(Finding::read_error(key, line, message)),
     };
     let hash = format!("{:016x}", fnv1a(fingerprint.as_bytes(), text.as_bytes()));
-    if let Some((old_hash, targets)) = previous.get(key)
-        && *old_hash == hash
+    let stat = stat.unwrap_or_default();
+    if let Some(known) = known
+        && known.hash == hash
     {
-        return Read::Unchanged(targets.clone());
+        return Read::Unchanged {
+            targets: known.targets.clone(),
+            stat: (known.stat != stat).then_some(stat),
+            read: true,
+        };
     }
     let mut findings = Vec::new();
-    let update = read_file(path, key, &text, hash, origin, options, &mut findings);
+    let mut update = read_file(path, key, &text, hash, origin, options, &mut findings);
+    update.stat = stat;
     if !explicit && update.entities.is_empty() && update.findings.is_empty() {
         return Read::NotCatalog;
     }
     Read::Changed(update, findings)
+}
+
+/// How long after its last change a file's description is trusted: a file
+/// written twice within the file system's timestamp granularity, with the
+/// same size, would otherwise look unchanged.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The file's device, inode, size, modification and change times, with the
+/// reading configuration; `None` when it cannot be trusted (changed within
+/// [`SETTLED`], or no metadata), so the file is read.
+#[cfg(unix)]
+fn file_stat(path: &Path, fingerprint: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    let changed = std::time::UNIX_EPOCH
+        + std::time::Duration::new(m.ctime().try_into().ok()?, m.ctime_nsec().try_into().ok()?);
+    if changed.elapsed().map_or(true, |age| age < SETTLED) {
+        return None;
+    }
+    Some(format!(
+        "{:016x}:{}:{}:{}:{}.{}:{}.{}",
+        fnv1a(fingerprint.as_bytes(), b""),
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
+}
+
+#[cfg(not(unix))]
+fn file_stat(_: &Path, _: &str) -> Option<String> {
+    None
 }
 
 /// Parses one changed file into what the store needs.

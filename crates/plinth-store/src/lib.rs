@@ -29,7 +29,9 @@ pub use plinth_model::{EntityRef, Relation, RelationType};
 pub use query::{
     EntityQuery, Filter, FilterSet, OrderField, Predicate, QueryPage, SearchHit, SortDirection,
 };
-pub use write::{FileUpdate, NewEntity, OrphanPolicy, RefreshOutcome, RefreshSummary};
+pub use write::{
+    FileUpdate, KnownFile, NewEntity, OrphanPolicy, RefreshOutcome, RefreshSummary, Unchanged,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -25,6 +25,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "search_tokens",
         include_str!("../migrations/sqlite/0003_search_tokens.sql"),
     ),
+    (
+        4,
+        "location_file_stat",
+        include_str!("../migrations/sqlite/0004_location_file_stat.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), StoreError> {

@@ -53,6 +53,9 @@ pub struct FileUpdate {
     pub path: String,
     /// Content hash, compared on the next refresh to skip unchanged files.
     pub hash: String,
+    /// The file system's description of the file when read (see
+    /// [`KnownFile::stat`]); empty when it must be read next time.
+    pub stat: String,
     pub entities: Vec<NewEntity>,
     /// Entities whose new version is invalid: the stored version stays, with
     /// these status items.
@@ -64,6 +67,25 @@ pub struct FileUpdate {
     pub findings: Vec<Value>,
     /// Files this file's Location entities point to.
     pub targets: Vec<String>,
+}
+
+/// A file of a location as last read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownFile {
+    pub hash: String,
+    /// Files its Location entities point to.
+    pub targets: Vec<String>,
+    /// Size, modification time and inode (with the reading configuration)
+    /// when it was read: equal now means unchanged without reading it.
+    pub stat: String,
+}
+
+/// A file still there as it was; `stat` is a newer description to keep
+/// (its content was read and found the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unchanged {
+    pub path: String,
+    pub stat: Option<String>,
 }
 
 /// How a refresh ended, for the location's record.
@@ -183,18 +205,24 @@ impl Store {
     pub async fn location_files(
         &self,
         location_id: &str,
-    ) -> Result<HashMap<String, (String, Vec<String>)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT path, hash, targets FROM location_files WHERE location_id = ?")
-                .bind(location_id)
-                .fetch_all(&self.pool)
-                .await?;
+    ) -> Result<HashMap<String, KnownFile>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT path, hash, targets, stat FROM location_files WHERE location_id = ?",
+        )
+        .bind(location_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 let targets: String = r.get("targets");
                 let targets = serde_json::from_str(&targets)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok((r.get("path"), (r.get("hash"), targets)))
+                let file = KnownFile {
+                    hash: r.get("hash"),
+                    targets,
+                    stat: r.get("stat"),
+                };
+                Ok((r.get("path"), file))
             })
             .collect()
     }
@@ -209,7 +237,7 @@ impl Store {
         &self,
         location_id: &str,
         files: &[FileUpdate],
-        unchanged: &[String],
+        unchanged: &[Unchanged],
         outcome: &RefreshOutcome,
         orphans: OrphanPolicy,
     ) -> Result<RefreshSummary, StoreError> {
@@ -263,18 +291,19 @@ async fn apply_files(
     tx: &mut Transaction<'static, Sqlite>,
     location_id: &str,
     files: &[FileUpdate],
-    unchanged: &[String],
+    unchanged: &[Unchanged],
     orphans: OrphanPolicy,
 ) -> Result<RefreshSummary, StoreError> {
     let mut summary = RefreshSummary::default();
     let mut phases = Phases::default();
     // Entities of files that did not change are unchanged too.
     for chunk in unchanged.chunks(CHUNK) {
+        let paths: Vec<&str> = chunk.iter().map(|u| u.path.as_str()).collect();
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM entities WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))",
         )
         .bind(location_id)
-        .bind(Value::from(chunk.to_vec()).to_string())
+        .bind(Value::from(paths).to_string())
         .fetch_one(&mut **tx)
         .await?;
         summary.unchanged += n as usize;
@@ -287,7 +316,7 @@ async fn apply_files(
     let present: HashSet<&str> = files
         .iter()
         .map(|f| f.path.as_str())
-        .chain(unchanged.iter().map(String::as_str))
+        .chain(unchanged.iter().map(|u| u.path.as_str()))
         .collect();
     let gone: Vec<&String> = known
         .iter()
@@ -530,26 +559,40 @@ async fn apply_files(
     let file_rows: Vec<Value> = files
         .iter()
         .map(|f| {
+            let conflicted = conflicted.contains(f.path.as_str());
             json!([
                 f.path,
-                if conflicted.contains(f.path.as_str()) {
-                    ""
-                } else {
-                    f.hash.as_str()
-                },
+                if conflicted { "" } else { f.hash.as_str() },
                 Value::from(f.findings.clone()).to_string(),
-                Value::from(f.targets.clone()).to_string()
+                Value::from(f.targets.clone()).to_string(),
+                if conflicted { "" } else { f.stat.as_str() },
             ])
         })
         .collect();
     for chunk in file_rows.chunks(CHUNK) {
         sqlx::query(
-            "INSERT INTO location_files (location_id, path, hash, findings, targets)
-             SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) WHERE true
-             ON CONFLICT (location_id, path) DO UPDATE SET hash = excluded.hash, findings = excluded.findings, targets = excluded.targets",
+            "INSERT INTO location_files (location_id, path, hash, findings, targets, stat)
+             SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?) WHERE true
+             ON CONFLICT (location_id, path) DO UPDATE SET hash = excluded.hash, findings = excluded.findings,
+                 targets = excluded.targets, stat = excluded.stat",
         )
         .bind(location_id)
         .bind(Value::from(chunk.to_vec()).to_string())
+        .execute(&mut **tx)
+        .await?;
+    }
+    // Files read again and found the same keep their newer description.
+    let restat: Vec<Value> = unchanged
+        .iter()
+        .filter_map(|u| u.stat.as_ref().map(|s| json!([u.path, s])))
+        .collect();
+    for chunk in restat.chunks(CHUNK) {
+        sqlx::query(
+            "UPDATE location_files SET stat = u.value ->> 1 FROM json_each(?) AS u
+             WHERE location_files.location_id = ? AND location_files.path = u.value ->> 0",
+        )
+        .bind(Value::from(chunk.to_vec()).to_string())
+        .bind(location_id)
         .execute(&mut **tx)
         .await?;
     }

@@ -665,3 +665,43 @@ async fn vanished_entities_are_kept_as_orphans_when_configured() {
     f.refresh(&loc).await;
     assert!(f.entity("component:default/b").await.is_none());
 }
+
+#[tokio::test]
+async fn files_unchanged_by_their_stat_are_not_read_again() {
+    let f = Fixture::new().await;
+    let path = f.write("svc/catalog-info.yaml", &component("svc", "team-a"));
+    let location = f.register("dir", "svc").await;
+    // Just written: too fresh to trust its description, so read every time.
+    assert_eq!(f.refresh(&location).await.files_read, 1);
+    assert_eq!(f.refresh(&location).await.files_read, 1);
+    std::thread::sleep(SETTLED + std::time::Duration::from_millis(200));
+    // Settled: read once more to record its description, then only stat'ed.
+    assert_eq!(f.refresh(&location).await.files_read, 1);
+    let report = f.refresh(&location).await;
+    assert_eq!((report.files_read, report.summary.unchanged), (0, 1));
+
+    // Rewritten with the same size: its change time moved, so it is read.
+    std::fs::write(&path, component("svc", "team-b")).unwrap();
+    let report = f.refresh(&location).await;
+    assert_eq!((report.files_read, report.summary.updated), (1, 1));
+    let svc = f.entity("component:default/svc").await.unwrap();
+    assert_eq!(svc.body["spec"]["owner"], "team-b");
+
+    // Touched without a change: read until settled, then only stat'ed again.
+    std::thread::sleep(SETTLED + std::time::Duration::from_millis(200));
+    assert_eq!(f.refresh(&location).await.files_read, 1);
+    assert_eq!(f.refresh(&location).await.files_read, 0);
+
+    // Declaring a kind changes how files are read: everything is read again.
+    let declared = IngestOptions {
+        read: crate::ReadOptions {
+            kinds: plinth_model::Kinds::with_declared(["Template".to_owned()]),
+            ..crate::ReadOptions::default()
+        },
+        ..f.options.clone()
+    };
+    let report = refresh_location(&f.store, &location, &declared)
+        .await
+        .unwrap();
+    assert_eq!(report.files_read, 1);
+}

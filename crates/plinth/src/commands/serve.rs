@@ -152,6 +152,7 @@ async fn refresh_all(state: &AppState) {
                     unchanged = report.summary.unchanged,
                     conflicts = report.summary.conflicts,
                     problems = report.findings.len(),
+                    files_read = report.files_read,
                     outcome = %outcome,
                     "refreshed {}:{}", location.kind, location.target
                 );
