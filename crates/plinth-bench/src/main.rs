@@ -44,7 +44,7 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         clients: usize,
     },
-    /// Ingest a directory into a fresh SQLite store, twice (first read, then
+    /// Ingest a directory into a fresh store (SQLite, or PostgreSQL with --postgres), twice (first read, then
     /// an unchanged refresh), and print the timings.
     Ingest {
         /// The catalog directory (for example from `generate`).
@@ -53,6 +53,10 @@ enum Command {
         /// The database file to create (removed first).
         #[arg(long)]
         db: PathBuf,
+        /// Ingest into PostgreSQL instead: a new database on the server at
+        /// this URL (of any database there), dropped afterwards.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
     },
 }
 
@@ -67,7 +71,7 @@ fn main() -> anyhow::Result<()> {
             eprintln!("{summary}");
             Ok(())
         }
-        Command::Ingest { dir, db } => ingest(&dir, &db),
+        Command::Ingest { dir, db, postgres } => ingest(&dir, &db, postgres.as_deref()),
         Command::Query {
             base,
             requests,
@@ -180,14 +184,34 @@ fn query(base: &str, requests: usize, clients: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ingest(dir: &std::path::Path, db: &std::path::Path) -> anyhow::Result<()> {
+fn ingest(
+    dir: &std::path::Path,
+    db: &std::path::Path,
+    postgres: Option<&str>,
+) -> anyhow::Result<()> {
     use plinth_catalog::ingest::{IngestOptions, check_location, refresh_location};
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
         }
-        let store = plinth_store::Store::open_sqlite(db).await?;
+        // Kept to the end: dropping it drops the PostgreSQL database.
+        let scratch = match postgres {
+            Some(server) => Some(
+                plinth_store::testing::TestDb::create_on(
+                    server,
+                    plinth_store::Dialect::Postgres,
+                    dir,
+                )
+                .await
+                .map_err(anyhow::Error::msg)?,
+            ),
+            None => None,
+        };
+        let store = match &scratch {
+            Some(db) => plinth_store::Store::open_url(&db.url).await?,
+            None => plinth_store::Store::open_sqlite(db).await?,
+        };
         let options = IngestOptions::default();
         let target = check_location("dir", &dir.display().to_string(), &options)
             .map_err(anyhow::Error::msg)?;

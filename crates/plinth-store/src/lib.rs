@@ -10,21 +10,23 @@
 //! and JSON; it never reads files or speaks HTTP.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
 
+mod dialect;
 mod migrations;
 mod query;
 mod read;
 pub mod search;
+pub mod testing;
 pub mod transfer;
 mod write;
 
+pub use dialect::Dialect;
 pub use plinth_model::{EntityRef, Relation, RelationType};
 pub use query::{
     EntityQuery, Filter, FilterSet, OrderField, Predicate, QueryPage, SearchHit, SortDirection,
@@ -43,83 +45,180 @@ pub enum StoreError {
     LocationExists(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The catalog store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    dialect: Dialect,
     /// Counts and facets by query, valid for one catalog version.
     cache: std::sync::Arc<query::AnswerCache>,
-    /// Asks the background task to checkpoint the WAL after a write.
-    checkpoints: tokio::sync::mpsc::Sender<()>,
+    /// Asks the background task to checkpoint SQLite's WAL after a write.
+    checkpoints: Option<tokio::sync::mpsc::Sender<()>>,
 }
+
+/// Both drivers behind `sqlx::Any`, installed once per process.
+fn install_drivers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+/// Pragmas of every SQLite connection: WAL so readers never wait for the
+/// writer, foreign keys on, a generous page cache.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+    PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536;
+    PRAGMA wal_autocheckpoint = 0;";
+
+/// Settings of every PostgreSQL session: no JIT compilation, which costs
+/// hundreds of milliseconds and pays off only for long analytic queries.
+const POSTGRES_SESSION: &str = "SET jit = off";
 
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and applies
     /// migrations.
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30))
-            .pragma("cache_size", "-65536")
-            // Checkpoints run after commits in a background task (see
-            // `Store::written`), not inside the commit that fills the WAL,
-            // so a large refresh is visible as soon as it commits.
-            .pragma("wal_autocheckpoint", "0");
-        Store::connect(options, 8).await
+        let path = path.to_str().ok_or_else(|| {
+            StoreError::Config(format!(
+                "{}: the data directory's path must be UTF-8",
+                path.display()
+            ))
+        })?;
+        // The path is percent-encoded: `?` and `#` are legal in file names.
+        let encoded: String = path
+            .chars()
+            .map(|c| match c {
+                '%' | '?' | '#' => format!("%{:02X}", c as u32),
+                c => c.to_string(),
+            })
+            .collect();
+        // Checkpoints run after commits in a background task (see
+        // `Store::written`), not inside the commit that fills the WAL, so a
+        // large refresh is visible as soon as it commits.
+        Store::connect(&format!("sqlite://{encoded}?mode=rwc"), Dialect::Sqlite, 8).await
     }
 
     /// A private in-memory database, for tests and dry runs.
     pub async fn open_in_memory() -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
         // One connection: each in-memory connection is its own database.
-        Store::connect(options, 1).await
+        Store::connect("sqlite::memory:", Dialect::Sqlite, 1).await
     }
 
-    async fn connect(options: SqliteConnectOptions, max: u32) -> Result<Store, StoreError> {
-        let pool = SqlitePoolOptions::new()
+    /// Connects to PostgreSQL at `url` (`postgres://user@host:port/db`) and
+    /// applies migrations.
+    pub async fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Config(format!(
+                "database URL {url:?} is not PostgreSQL's: write postgres://USER@HOST:PORT/DATABASE"
+            )));
+        }
+        Store::connect(url, Dialect::Postgres, 10).await
+    }
+
+    /// Opens the store a URL names: `postgres://…`, or `sqlite://PATH`.
+    pub async fn open_url(url: &str) -> Result<Store, StoreError> {
+        match url.strip_prefix("sqlite://") {
+            Some(path) => Store::open_sqlite(Path::new(path)).await,
+            None => Store::open_postgres(url).await,
+        }
+    }
+
+    async fn connect(url: &str, dialect: Dialect, max: u32) -> Result<Store, StoreError> {
+        install_drivers();
+        let options: AnyConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Config(format!("database URL {url:?}: {e}")))?;
+        let mut pool = AnyPoolOptions::new()
             .max_connections(max)
             .min_connections(1)
-            .connect_with(options)
-            .await?;
-        migrations::migrate_sqlite(&pool).await?;
-        // One pending request is enough: a checkpoint covers every commit
-        // before it. The task ends when the last clone of the store is gone.
-        let (checkpoints, mut pending) = tokio::sync::mpsc::channel::<()>(1);
-        let background = pool.clone();
-        tokio::spawn(async move {
-            while pending.recv().await.is_some() {
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&background)
-                    .await
-                {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next write");
+            // Fail fast when the database is gone: requests answer 503.
+            .acquire_timeout(Duration::from_secs(5));
+        let session = match dialect {
+            Dialect::Sqlite => SQLITE_PRAGMAS,
+            Dialect::Postgres => POSTGRES_SESSION,
+        };
+        pool = pool.after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute(session).await?;
+                Ok(())
+            })
+        });
+        let pool = pool.connect_with(options).await?;
+        migrations::migrate(&pool, dialect).await?;
+        let checkpoints = (dialect == Dialect::Sqlite).then(|| {
+            // One pending request is enough: a checkpoint covers every
+            // commit before it. The task ends when the last clone of the
+            // store is gone.
+            let (checkpoints, mut pending) = tokio::sync::mpsc::channel::<()>(1);
+            let background = pool.clone();
+            tokio::spawn(async move {
+                while pending.recv().await.is_some() {
+                    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                        .execute(&background)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next write");
+                    }
                 }
-            }
+            });
+            checkpoints
         });
         Ok(Store {
             pool,
+            dialect,
             cache: Default::default(),
             checkpoints,
         })
     }
 
+    /// Which database this store talks to.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// Called after every committed write: schedules a WAL checkpoint.
     pub(crate) fn written(&self) {
         // Full means one is already pending, which covers this write.
-        let _ = self.checkpoints.try_send(());
+        if let Some(checkpoints) = &self.checkpoints {
+            let _ = checkpoints.try_send(());
+        }
+    }
+
+    /// Starts a write transaction. Writers take turns, on either database:
+    /// SQLite's `BEGIN IMMEDIATE`, PostgreSQL's transaction-scoped advisory
+    /// lock. One writer at a time keeps refreshes from different replicas
+    /// from interleaving (entity ids are given by the writer).
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        match self.dialect {
+            Dialect::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Dialect::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+
+    /// Closes the connections (tests drop their database after this).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
 }
+
+/// The advisory lock key writers hold on PostgreSQL ("plinth" in ASCII).
+const WRITE_LOCK: i64 = 0x706c_696e_7468;
 
 /// Where entities come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

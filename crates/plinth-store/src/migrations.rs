@@ -4,9 +4,10 @@
 //! are recorded in `plinth_migrations`. Never edit an applied migration: add
 //! a new one.
 
-use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 
-use crate::StoreError;
+use crate::dialect::{Dialect, sql};
+use crate::{StoreError, now};
 
 /// `(version, name, sql)`, in order.
 const SQLITE: &[(i64, &str, &str)] = &[
@@ -32,53 +33,109 @@ const SQLITE: &[(i64, &str, &str)] = &[
     ),
 ];
 
-pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), StoreError> {
-    sqlx::query(
+/// The PostgreSQL schema starts where SQLite's fourth migration left it.
+const POSTGRES: &[(i64, &str, &str)] = &[(
+    1,
+    "catalog",
+    include_str!("../migrations/postgres/0001_catalog.sql"),
+)];
+
+pub(crate) async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
+    let migrations = match dialect {
+        Dialect::Sqlite => SQLITE,
+        Dialect::Postgres => POSTGRES,
+    };
+    // Under the lock on PostgreSQL: replicas starting together would race
+    // to create the table.
+    let mut tx = pool.begin().await?;
+    if dialect == Dialect::Postgres {
+        sqlx::query(sql!(dialect, "SELECT 1 FROM pg_advisory_xact_lock($1)"))
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(sql!(
+        dialect,
         "CREATE TABLE IF NOT EXISTS plinth_migrations (
             version INTEGER PRIMARY KEY,
             name TEXT NOT NULL,
             applied_at TEXT NOT NULL
-        )",
-    )
-    .execute(pool)
+        )"
+    ))
+    .execute(&mut *tx)
     .await?;
-    let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM plinth_migrations")
-        .fetch_all(pool)
-        .await?;
-    let newest_known = SQLITE.last().map_or(0, |m| m.0);
+    tx.commit().await?;
+    let applied: Vec<(i64,)> =
+        sqlx::query_as(sql!(dialect, "SELECT version FROM plinth_migrations"))
+            .fetch_all(pool)
+            .await?;
+    let newest_known = migrations.last().map_or(0, |m| m.0);
     if let Some((v,)) = applied.iter().find(|(v,)| *v > newest_known) {
         return Err(StoreError::Schema(format!(
             "the database has schema version {v}, newer than this plinth knows ({newest_known}); upgrade plinth"
         )));
     }
-    for (version, name, sql) in SQLITE {
+    for (version, name, script) in migrations {
         if applied.iter().any(|(v,)| v == version) {
             continue;
         }
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::raw_sql(AssertSqlSafe(*sql)).execute(&mut *tx).await?;
-        if *version == 3 {
-            backfill_search_tokens(&mut tx).await?;
-        }
-        sqlx::query("INSERT INTO plinth_migrations (version, name, applied_at) VALUES (?, ?, datetime('now'))")
+        let mut tx = match dialect {
+            Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => pool.begin().await?,
+        };
+        if dialect == Dialect::Postgres {
+            // Replicas starting together migrate one at a time; the one
+            // that waited finds the work done.
+            sqlx::query(sql!(dialect, "SELECT 1 FROM pg_advisory_xact_lock($1)"))
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            let done: Option<i64> = sqlx::query_scalar(sql!(
+                dialect,
+                "SELECT version FROM plinth_migrations WHERE version = $1"
+            ))
             .bind(version)
-            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if done.is_some() {
+                continue;
+            }
+        }
+        sqlx::raw_sql(AssertSqlSafe(*script))
             .execute(&mut *tx)
             .await?;
+        if dialect == Dialect::Sqlite && *version == 3 {
+            backfill_search_tokens(&mut tx).await?;
+        }
+        sqlx::query(sql!(
+            dialect,
+            "INSERT INTO plinth_migrations (version, name, applied_at) VALUES (?, ?, ?)"
+        ))
+        .bind(version)
+        .bind(*name)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
     }
     Ok(())
 }
 
+/// The advisory lock key migrations hold on PostgreSQL.
+const MIGRATION_LOCK: i64 = 0x706c_696e_746d;
+
 /// Words for the ranked search of entities stored before the token table
 /// existed; tokenising is Rust code, so it cannot be plain SQL.
-async fn backfill_search_tokens(tx: &mut Transaction<'static, Sqlite>) -> Result<(), StoreError> {
+async fn backfill_search_tokens(tx: &mut Transaction<'static, Any>) -> Result<(), StoreError> {
     let mut after = 0_i64;
     loop {
-        let rows = sqlx::query("SELECT id, body FROM entities WHERE id > ? ORDER BY id LIMIT 2000")
-            .bind(after)
-            .fetch_all(&mut **tx)
-            .await?;
+        let rows = sqlx::query(sql!(
+            Dialect::Sqlite,
+            "SELECT id, body FROM entities WHERE id > ? ORDER BY id LIMIT 2000"
+        ))
+        .bind(after)
+        .fetch_all(&mut **tx)
+        .await?;
         let Some(last) = rows.last() else {
             return Ok(());
         };
@@ -95,8 +152,8 @@ async fn backfill_search_tokens(tx: &mut Transaction<'static, Sqlite>) -> Result
             );
         }
         sqlx::query(
-            "INSERT INTO search_tokens (entity_id, token, weight)
-             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)",
+            sql!(Dialect::Sqlite, "INSERT INTO search_tokens (entity_id, token, weight)
+             SELECT CAST(u.value ->> 0 AS BIGINT), u.value ->> 1, CAST(u.value ->> 2 AS BIGINT) FROM json_each(?) AS u"),
         )
         .bind(serde_json::Value::from(tokens).to_string())
         .execute(&mut **tx)

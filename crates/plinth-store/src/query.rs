@@ -2,8 +2,9 @@
 //! answered from the search and relations tables.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 
+use crate::dialect::sql;
 use crate::{Store, StoreError, StoredEntity};
 
 /// One condition: `key` exists, or `key` equals one of `values`. Keys and
@@ -338,11 +339,12 @@ impl AnswerCache {
 
 impl Store {
     async fn version(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT version FROM catalog_version WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(sql!(
+            self.dialect,
+            "SELECT version FROM catalog_version WHERE id = 1"
+        ))
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// One page of the entities matching `query`, and how many match in all.
@@ -354,7 +356,7 @@ impl Store {
             Some(CachedAnswer::Count(n)) => n,
             _ => {
                 let count = query.count_sql();
-                let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count.text));
+                let mut q = sqlx::query_scalar::<_, i64>(self.dialect.sql(count.text));
                 for b in &count.binds {
                     q = q.bind(b);
                 }
@@ -409,11 +411,14 @@ impl Store {
                 }
             }
         };
-        let mut q = sqlx::query(AssertSqlSafe(page.text));
+        let mut q = sqlx::query(self.dialect.sql(page.text));
         for b in &page.binds {
             q = q.bind(b);
         }
-        let limit = query.limit.map_or(-1, |l| l as i64);
+        // No limit is the largest one: both databases take it.
+        let limit = query
+            .limit
+            .map_or(i64::MAX, |l| l.min(i64::MAX as u64) as i64);
         let rows = q
             .bind(limit)
             .bind(query.offset as i64)
@@ -476,7 +481,7 @@ impl Store {
                     true,
                 )
             };
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(first_bind);
+            let mut q = sqlx::query(self.dialect.sql(sql)).bind(first_bind);
             if with_filter {
                 for b in &wh.binds {
                     q = q.bind(b);
@@ -535,19 +540,19 @@ impl Store {
                 let matches = WORD_MATCHES
                     .replace("?A", &format!("?{}", 2 * i + 1))
                     .replace("?B", &format!("?{}", 2 * i + 2));
-                format!("SELECT entity_id, {i} AS word, MAX(score) AS score FROM ({matches}) GROUP BY entity_id")
+                format!("SELECT entity_id, {i} AS word, MAX(score) AS score FROM ({matches}) m GROUP BY entity_id")
             })
             .collect();
         let sql = format!(
             "SELECT t.entity_id, t.score, e.ref FROM (
-                SELECT entity_id, SUM(score) AS score FROM ({}) GROUP BY entity_id
+                SELECT entity_id, CAST(SUM(score) AS BIGINT) AS score FROM ({}) w GROUP BY entity_id
                 HAVING COUNT(*) = {} ORDER BY score DESC, entity_id LIMIT ?{}
             ) t JOIN entities e ON e.id = t.entity_id ORDER BY t.score DESC, t.entity_id",
             per_word.join(" UNION ALL "),
             words.len(),
             2 * words.len() + 1,
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
+        let mut query = sqlx::query(self.dialect.sql(sql));
         for w in &words {
             // Every string starting with `w` sorts before `w` + U+10FFFF.
             query = query.bind(w.clone()).bind(format!("{w}\u{10FFFF}"));

@@ -4,14 +4,15 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
+use crate::dialect::sql;
 use crate::{EntityRef, Location, LocationRefresh, Store, StoreError, StoredEntity};
 
 const LOCATION_COLUMNS: &str =
     "id, type, target, created_at, refreshed_at, refresh_status, refresh_message";
 
-fn location_from_row(r: &SqliteRow) -> Location {
+fn location_from_row(r: &AnyRow) -> Location {
     let at: Option<String> = r.get("refreshed_at");
     Location {
         id: r.get("id"),
@@ -41,7 +42,7 @@ pub struct LocationProblems {
 
 impl Store {
     pub async fn locations(&self) -> Result<Vec<Location>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sqlx::query(self.dialect.sql(format!(
             "SELECT {LOCATION_COLUMNS} FROM locations ORDER BY created_at, id"
         )))
         .fetch_all(&self.pool)
@@ -50,7 +51,7 @@ impl Store {
     }
 
     pub async fn location(&self, id: &str) -> Result<Option<Location>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = sqlx::query(self.dialect.sql(format!(
             "SELECT {LOCATION_COLUMNS} FROM locations WHERE id = ?"
         )))
         .bind(id)
@@ -64,7 +65,7 @@ impl Store {
         kind: &str,
         target: &str,
     ) -> Result<Option<Location>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = sqlx::query(self.dialect.sql(format!(
             "SELECT {LOCATION_COLUMNS} FROM locations WHERE type = ? AND target = ?"
         )))
         .bind(kind)
@@ -76,7 +77,7 @@ impl Store {
 
     /// The location an entity came from.
     pub async fn location_of(&self, entity: &EntityRef) -> Result<Option<Location>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = sqlx::query(self.dialect.sql(format!(
             "SELECT {} FROM locations l JOIN entities e ON e.location_id = l.id WHERE e.ref = ?",
             LOCATION_COLUMNS
                 .split(", ")
@@ -91,9 +92,10 @@ impl Store {
     }
 
     pub async fn location_problems(&self, id: &str) -> Result<LocationProblems, StoreError> {
-        let files: Vec<String> = sqlx::query_scalar(
-            "SELECT findings FROM location_files WHERE location_id = ? ORDER BY path",
-        )
+        let files: Vec<String> = sqlx::query_scalar(sql!(
+            self.dialect,
+            "SELECT findings FROM location_files WHERE location_id = ? ORDER BY path"
+        ))
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
@@ -103,18 +105,21 @@ impl Store {
                 findings.extend(items);
             }
         }
-        let lost =
-            sqlx::query("SELECT ref, file FROM conflicts WHERE location_id = ? ORDER BY ref")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|r| (r.get("ref"), r.get("file")))
-                .collect();
-        let won = sqlx::query(
+        let lost = sqlx::query(sql!(
+            self.dialect,
+            "SELECT ref, file FROM conflicts WHERE location_id = ? ORDER BY ref"
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get("ref"), r.get("file")))
+        .collect();
+        let won = sqlx::query(sql!(
+            self.dialect,
             "SELECT c.ref, c.location_id, c.file FROM conflicts c JOIN entities e ON e.ref = c.ref
-             WHERE e.location_id = ? ORDER BY c.ref",
-        )
+             WHERE e.location_id = ? ORDER BY c.ref"
+        ))
         .bind(id)
         .fetch_all(&self.pool)
         .await?
@@ -129,7 +134,7 @@ impl Store {
     }
 
     pub async fn entity_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM entities")
+        let n: i64 = sqlx::query_scalar(sql!(self.dialect, "SELECT COUNT(*) FROM entities"))
             .fetch_one(&self.pool)
             .await?;
         Ok(n as u64)
@@ -140,11 +145,13 @@ impl Store {
         &self,
         location_id: &str,
     ) -> Result<Vec<StoredEntity>, StoreError> {
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM entities WHERE location_id = ? ORDER BY ref")
-                .bind(location_id)
-                .fetch_all(&self.pool)
-                .await?;
+        let ids: Vec<i64> = sqlx::query_scalar(sql!(
+            self.dialect,
+            "SELECT id FROM entities WHERE location_id = ? ORDER BY ref"
+        ))
+        .bind(location_id)
+        .fetch_all(&self.pool)
+        .await?;
         self.load_entities(&ids).await
     }
 
@@ -153,10 +160,10 @@ impl Store {
     /// entity read straight from its registered location.
     pub async fn parents_of(&self, entity: &StoredEntity) -> Result<Vec<StoredEntity>, StoreError> {
         let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT e.id FROM location_files f JOIN entities e ON e.location_id = f.location_id AND e.file = f.path
+            sql!(self.dialect, "SELECT e.id FROM location_files f JOIN entities e ON e.location_id = f.location_id AND e.file = f.path
              WHERE f.location_id = ? AND e.kind = 'location' AND e.ref <> ?
-               AND EXISTS (SELECT 1 FROM json_each(f.targets) t WHERE t.value = ?)
-             ORDER BY e.ref",
+               AND EXISTS (SELECT 1 FROM json_each(f.targets) WHERE value = ?)
+             ORDER BY e.ref"),
         )
         .bind(&entity.location_id)
         .bind(&entity.entity_ref)
@@ -170,10 +177,11 @@ impl Store {
         &self,
         entity: &EntityRef,
     ) -> Result<Option<StoredEntity>, StoreError> {
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM entities WHERE ref = ?")
-            .bind(entity.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let id: Option<i64> =
+            sqlx::query_scalar(sql!(self.dialect, "SELECT id FROM entities WHERE ref = ?"))
+                .bind(entity.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(match id {
             Some(id) => self.load_entities(&[id]).await?.pop(),
             None => None,
@@ -181,10 +189,11 @@ impl Store {
     }
 
     pub async fn entity_by_uid(&self, uid: &str) -> Result<Option<StoredEntity>, StoreError> {
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM entities WHERE uid = ?")
-            .bind(uid)
-            .fetch_optional(&self.pool)
-            .await?;
+        let id: Option<i64> =
+            sqlx::query_scalar(sql!(self.dialect, "SELECT id FROM entities WHERE uid = ?"))
+                .bind(uid)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(match id {
             Some(id) => self.load_entities(&[id]).await?.pop(),
             None => None,
@@ -196,9 +205,10 @@ impl Store {
         &self,
         refs: &[String],
     ) -> Result<Vec<Option<StoredEntity>>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, ref FROM entities WHERE ref IN (SELECT value FROM json_each(?))",
-        )
+        let rows = sqlx::query(sql!(
+            self.dialect,
+            "SELECT id, ref FROM entities WHERE ref IN (SELECT value FROM json_each(?))"
+        ))
         .bind(Value::from(refs.to_vec()).to_string())
         .fetch_all(&self.pool)
         .await?;
@@ -215,15 +225,16 @@ impl Store {
     /// Deletes an entity by uid. It comes back on the next refresh of its
     /// location if its file still defines it (as in Backstage).
     pub async fn delete_entity_by_uid(&self, uid: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM entities WHERE uid = ?")
-            .bind(uid)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let mut tx = self.begin_write().await?;
+        let id: Option<i64> =
+            sqlx::query_scalar(sql!(self.dialect, "SELECT id FROM entities WHERE uid = ?"))
+                .bind(uid)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(id) = id else { return Ok(false) };
         // Its file must be read again for the entity to come back.
         sqlx::query(
-            "UPDATE location_files SET hash = '' WHERE (location_id, path) IN (SELECT location_id, file FROM entities WHERE id = ?)",
+            sql!(self.dialect, "UPDATE location_files SET hash = '' WHERE (location_id, path) IN (SELECT location_id, file FROM entities WHERE id = ?)"),
         )
         .bind(id)
         .execute(&mut *tx)
@@ -234,7 +245,10 @@ impl Store {
             "DELETE FROM search_tokens WHERE entity_id = ?",
             "DELETE FROM entities WHERE id = ?",
         ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+            sqlx::query(self.dialect.sql(sql.to_owned()))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         crate::write::bump_version(&mut tx).await?;
         tx.commit().await?;
@@ -248,10 +262,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let ids_json = Value::from(ids.to_vec()).to_string();
-        let rows = sqlx::query(
+        let rows = sqlx::query(sql!(
+            self.dialect,
             "SELECT id, uid, ref, etag, generation, location_id, file, body, status
-             FROM entities WHERE id IN (SELECT value FROM json_each(?))",
-        )
+             FROM entities WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))"
+        ))
         .bind(&ids_json)
         .fetch_all(&self.pool)
         .await?;
@@ -283,11 +298,11 @@ impl Store {
         let refs_json = Value::from(refs.keys().cloned().collect::<Vec<_>>()).to_string();
 
         let relations = sqlx::query(
-            "SELECT source_ref, type, target_ref,
-                    NOT EXISTS (SELECT 1 FROM entities t WHERE t.ref = r.target_ref) AS dangling,
+            sql!(self.dialect, "SELECT source_ref, type, target_ref,
+                    CASE WHEN EXISTS (SELECT 1 FROM entities t WHERE t.ref = r.target_ref) THEN 0 ELSE 1 END AS dangling,
                     origin_id
              FROM relations r WHERE source_ref IN (SELECT value FROM json_each(?))
-             ORDER BY source_ref, type, target_ref",
+             ORDER BY source_ref, type, target_ref"),
         )
         .bind(&refs_json)
         .fetch_all(&self.pool)
@@ -299,7 +314,7 @@ impl Store {
             };
             let (kind, target): (String, String) = (r.get("type"), r.get("target_ref"));
             // A target that is not in the catalog is kept and reported.
-            if r.get::<bool, _>("dangling")
+            if r.get::<i64, _>("dangling") == 1
                 && refs.get(&source) == Some(&r.get::<i64, _>("origin_id"))
             {
                 e.status.push(json!({
@@ -314,8 +329,8 @@ impl Store {
         }
 
         let conflicts = sqlx::query(
-            "SELECT c.ref, l.type, l.target, c.file FROM conflicts c JOIN locations l ON l.id = c.location_id
-             WHERE c.ref IN (SELECT value FROM json_each(?)) ORDER BY c.ref, l.target",
+            sql!(self.dialect, "SELECT c.ref, l.type, l.target, c.file FROM conflicts c JOIN locations l ON l.id = c.location_id
+             WHERE c.ref IN (SELECT value FROM json_each(?)) ORDER BY c.ref, l.target"),
         )
         .bind(&refs_json)
         .fetch_all(&self.pool)

@@ -175,3 +175,52 @@ async fn the_token_migration_backfills_entities_stored_before_it() {
     assert_eq!(refs, ["component:default/svc-17"]);
     assert_eq!(hits[0].score, search::NAME_PART);
 }
+
+crate::on_both_stores!(dialect => {
+    /// A refresh large enough to refresh PostgreSQL's statistics (outside
+    /// its transaction) and SQLite's bulk path; both answer the same.
+    async fn a_large_refresh_is_queryable_at_once() {
+        let scratch = Scratch::new(&format!("large-{dialect:?}"));
+        let Some(db) = testing::TestDb::create(dialect, &scratch.0).await else {
+            return;
+        };
+        let store = db.open().await;
+        let location = store.add_location("file", "/big.yaml").await.unwrap();
+        let big = [file("/big.yaml", 0..6_000)];
+        let summary = store
+            .apply_refresh(&location.id, &big, &[], &RefreshOutcome::Ok, OrphanPolicy::Delete)
+            .await
+            .unwrap();
+        assert_eq!(summary.added, 6_000);
+        let page = store
+            .query_entities(&EntityQuery {
+                filter: vec![vec![
+                    Filter {
+                        key: "kind".into(),
+                        values: vec!["component".into()],
+                    },
+                    Filter {
+                        key: "relations.ownedby".into(),
+                        values: vec!["group:default/team-3".into()],
+                    },
+                ]],
+                limit: Some(5),
+                ..EntityQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.total, 857, "svc-i with i % 7 == 3 below 6,000");
+        let names: Vec<&str> = page.entities.iter().map(|e| e.entity_ref.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "component:default/svc-3",
+                "component:default/svc-10",
+                "component:default/svc-17",
+                "component:default/svc-24",
+                "component:default/svc-31"
+            ]
+        );
+        store.close().await;
+    }
+});

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row;
 
+use crate::dialect::{Dialect, sql};
 use crate::write::{NewEntity, Phases, bump_version, write_index};
 use crate::{EntityRef, Store, StoreError};
 
@@ -118,17 +119,27 @@ impl Store {
         &self,
         out: &mut dyn FnMut(Line) -> std::io::Result<()>,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // One snapshot for every statement: PostgreSQL's default isolation
+        // would show each statement the latest commit.
+        let mut tx = match self.dialect {
+            Dialect::Sqlite => self.pool.begin().await?,
+            Dialect::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?
+            }
+        };
         let io = |e: std::io::Error| StoreError::Corrupt(format!("cannot write the export: {e}"));
         out(Line::Header {
             plinth_export: FORMAT,
         })
         .map_err(io)?;
         let mut lines = 1;
-        let rows = sqlx::query(
+        let rows = sqlx::query(sql!(
+            self.dialect,
             "SELECT id, type, target, created_at, refreshed_at, refresh_status, refresh_message
-             FROM locations ORDER BY created_at, id",
-        )
+             FROM locations ORDER BY created_at, id"
+        ))
         .fetch_all(&mut *tx)
         .await?;
         for r in rows {
@@ -145,7 +156,7 @@ impl Store {
             lines += 1;
         }
         let rows = sqlx::query(
-            "SELECT location_id, path, hash, findings, targets FROM location_files ORDER BY location_id, path",
+            sql!(self.dialect, "SELECT location_id, path, hash, findings, targets FROM location_files ORDER BY location_id, path"),
         )
         .fetch_all(&mut *tx)
         .await?;
@@ -164,8 +175,8 @@ impl Store {
         let mut after = 0_i64;
         loop {
             let rows = sqlx::query(
-                "SELECT id, uid, ref, location_id, file, etag, generation, body, status, orphan, updated_at
-                 FROM entities WHERE id > ? ORDER BY id LIMIT 1000",
+                sql!(self.dialect, "SELECT id, uid, ref, location_id, file, etag, generation, body, status, orphan, updated_at
+                 FROM entities WHERE id > ? ORDER BY id LIMIT 1000"),
             )
             .bind(after)
             .fetch_all(&mut *tx)
@@ -173,10 +184,11 @@ impl Store {
             let Some(last) = rows.last() else { break };
             after = last.get("id");
             let first: i64 = rows[0].get("id");
-            let relations = sqlx::query(
+            let relations = sqlx::query(sql!(
+                self.dialect,
                 "SELECT origin_id, source_ref, type, target_ref FROM relations
-                 WHERE origin_id BETWEEN ? AND ? ORDER BY origin_id, rowid",
-            )
+                 WHERE origin_id BETWEEN ? AND ? ORDER BY origin_id, source_ref, type, target_ref"
+            ))
             .bind(first)
             .bind(after)
             .fetch_all(&mut *tx)
@@ -212,10 +224,12 @@ impl Store {
                 lines += 1;
             }
         }
-        let rows =
-            sqlx::query("SELECT ref, location_id, file FROM conflicts ORDER BY ref, location_id")
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows = sqlx::query(sql!(
+            self.dialect,
+            "SELECT ref, location_id, file FROM conflicts ORDER BY ref, location_id"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
         for r in rows {
             out(Line::Conflict(ConflictRow {
                 entity_ref: r.get("ref"),
@@ -236,14 +250,11 @@ impl Store {
         &self,
         lines: &mut dyn Iterator<Item = (usize, std::io::Result<String>)>,
     ) -> Result<ImportSummary, ImportError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::from)?;
-        let held: i64 = sqlx::query_scalar(
-            "SELECT (SELECT COUNT(*) FROM locations) + (SELECT COUNT(*) FROM entities)",
-        )
+        let mut tx = self.begin_write().await?;
+        let held: i64 = sqlx::query_scalar(sql!(
+            self.dialect,
+            "SELECT (SELECT COUNT(*) FROM locations) + (SELECT COUNT(*) FROM entities)"
+        ))
         .fetch_one(&mut *tx)
         .await
         .map_err(StoreError::from)?;
@@ -302,8 +313,8 @@ impl Store {
                         return Err(bad(format!("location {} appears twice", l.id)));
                     }
                     sqlx::query(
-                        "INSERT INTO locations (id, type, target, created_at, refreshed_at, refresh_status, refresh_message)
-                         VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        sql!(self.dialect, "INSERT INTO locations (id, type, target, created_at, refreshed_at, refresh_status, refresh_message)
+                         VALUES (?, ?, ?, ?, ?, ?, ?)"),
                     )
                     .bind(&l.id)
                     .bind(&l.kind)
@@ -324,7 +335,7 @@ impl Store {
                             f.location_id
                         )));
                     }
-                    sqlx::query("INSERT INTO location_files (location_id, path, hash, findings, targets) VALUES (?, ?, ?, ?, ?)")
+                    sqlx::query(sql!(self.dialect, "INSERT INTO location_files (location_id, path, hash, findings, targets) VALUES (?, ?, ?, ?, ?)"))
                         .bind(&f.location_id)
                         .bind(&f.path)
                         .bind(&f.hash)
@@ -368,8 +379,8 @@ impl Store {
                     let id = next_id;
                     next_id += 1;
                     sqlx::query(
-                        "INSERT INTO entities (id, uid, ref, kind, namespace, name, location_id, file, etag, generation, body, status, orphan, updated_at)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        sql!(self.dialect, "INSERT INTO entities (id, uid, ref, kind, namespace, name, location_id, file, etag, generation, body, status, orphan, updated_at)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
                     )
                     .bind(id)
                     .bind(&e.uid)
@@ -398,13 +409,16 @@ impl Store {
                             c.location_id
                         )));
                     }
-                    sqlx::query("INSERT INTO conflicts (ref, location_id, file) VALUES (?, ?, ?)")
-                        .bind(&c.entity_ref)
-                        .bind(&c.location_id)
-                        .bind(&c.file)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|err| bad(format!("conflict {}: {err}", c.entity_ref)))?;
+                    sqlx::query(sql!(
+                        self.dialect,
+                        "INSERT INTO conflicts (ref, location_id, file) VALUES (?, ?, ?)"
+                    ))
+                    .bind(&c.entity_ref)
+                    .bind(&c.location_id)
+                    .bind(&c.file)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|err| bad(format!("conflict {}: {err}", c.entity_ref)))?;
                     summary.conflicts += 1;
                 }
             }
@@ -417,7 +431,7 @@ impl Store {
         }
         let rewritten: Vec<(i64, &NewEntity)> =
             prepared_all.iter().map(|(id, e)| (*id, e)).collect();
-        write_index(&mut tx, &rewritten, &mut Phases::default()).await?;
+        write_index(&mut tx, self.dialect, &rewritten, &mut Phases::default()).await?;
         bump_version(&mut tx).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.written();

@@ -4,10 +4,11 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Any, Row, Transaction};
 
 use crate::search::{SearchRow, search_rows, search_tokens};
 
+use crate::dialect::{Dialect, sql};
 use crate::{EntityRef, Location, Relation, Store, StoreError, now};
 
 /// A valid entity read from a file, ready to store. Its stored text and
@@ -126,14 +127,16 @@ impl Store {
     pub async fn add_location(&self, kind: &str, target: &str) -> Result<Location, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let created_at = now();
-        let result =
-            sqlx::query("INSERT INTO locations (id, type, target, created_at) VALUES (?, ?, ?, ?)")
-                .bind(&id)
-                .bind(kind)
-                .bind(target)
-                .bind(&created_at)
-                .execute(&self.pool)
-                .await;
+        let result = sqlx::query(sql!(
+            self.dialect,
+            "INSERT INTO locations (id, type, target, created_at) VALUES (?, ?, ?, ?)"
+        ))
+        .bind(&id)
+        .bind(kind)
+        .bind(target)
+        .bind(&created_at)
+        .execute(&self.pool)
+        .await;
         self.written();
         match result {
             Ok(_) => Ok(Location {
@@ -159,12 +162,15 @@ impl Store {
         kind: &str,
         target: &str,
     ) -> Result<Option<Location>, StoreError> {
-        let result = sqlx::query("UPDATE locations SET type = ?, target = ? WHERE id = ?")
-            .bind(kind)
-            .bind(target)
-            .bind(id)
-            .execute(&self.pool)
-            .await;
+        let result = sqlx::query(sql!(
+            self.dialect,
+            "UPDATE locations SET type = ?, target = ? WHERE id = ?"
+        ))
+        .bind(kind)
+        .bind(target)
+        .bind(id)
+        .execute(&self.pool)
+        .await;
         self.written();
         match result {
             Ok(done) if done.rows_affected() == 0 => Ok(None),
@@ -178,7 +184,7 @@ impl Store {
 
     /// Removes a location and every entity it gave. Returns whether it existed.
     pub async fn delete_location(&self, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         // Deleted explicitly rather than by cascade, so the large tables are
         // cleared through their indexes in a few statements.
         for sql in [
@@ -187,10 +193,13 @@ impl Store {
             "DELETE FROM search_tokens WHERE entity_id IN (SELECT id FROM entities WHERE location_id = ?)",
             "DELETE FROM entities WHERE location_id = ?",
         ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+            sqlx::query(self.dialect.sql(sql.to_owned()))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         bump_version(&mut tx).await?;
-        let gone = sqlx::query("DELETE FROM locations WHERE id = ?")
+        let gone = sqlx::query(sql!(self.dialect, "DELETE FROM locations WHERE id = ?"))
             .bind(id)
             .execute(&mut *tx)
             .await?
@@ -206,9 +215,10 @@ impl Store {
         &self,
         location_id: &str,
     ) -> Result<HashMap<String, KnownFile>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT path, hash, targets, stat FROM location_files WHERE location_id = ?",
-        )
+        let rows = sqlx::query(sql!(
+            self.dialect,
+            "SELECT path, hash, targets, stat FROM location_files WHERE location_id = ?"
+        ))
         .bind(location_id)
         .fetch_all(&self.pool)
         .await?;
@@ -241,10 +251,18 @@ impl Store {
         outcome: &RefreshOutcome,
         orphans: OrphanPolicy,
     ) -> Result<RefreshSummary, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let mut summary = RefreshSummary::default();
         if !matches!(outcome, RefreshOutcome::Failed(_)) {
-            summary = apply_files(&mut tx, location_id, files, unchanged, orphans).await?;
+            summary = apply_files(
+                &mut tx,
+                self.dialect,
+                location_id,
+                files,
+                unchanged,
+                orphans,
+            )
+            .await?;
         }
         // Status and findings change answers too, so any file read counts.
         if !files.is_empty() || summary.removed + summary.orphaned > 0 {
@@ -255,7 +273,7 @@ impl Store {
             RefreshOutcome::Problems(m) => ("problems", Some(m.as_str())),
             RefreshOutcome::Failed(m) => ("failed", Some(m.as_str())),
         };
-        sqlx::query("UPDATE locations SET refreshed_at = ?, refresh_status = ?, refresh_message = ? WHERE id = ?")
+        sqlx::query(sql!(self.dialect, "UPDATE locations SET refreshed_at = ?, refresh_status = ?, refresh_message = ? WHERE id = ?"))
             .bind(now())
             .bind(status)
             .bind(message)
@@ -264,11 +282,27 @@ impl Store {
             .await?;
         tx.commit().await?;
         self.written();
+        let changed = summary.added + summary.updated + summary.removed + summary.orphaned;
+        if self.dialect == Dialect::Postgres && changed >= ANALYZE_AFTER {
+            // Fresh statistics and visibility map before the first reads:
+            // without them the planner guesses (a first ingest's lookups
+            // scanned tables) and index-only scans visit the heap.
+            // Autovacuum keeps both fresh after smaller writes.
+            sqlx::query(
+                "VACUUM (ANALYZE) location_files, entities, relations, search, search_tokens",
+            )
+            .execute(&self.pool)
+            .await?;
+        }
         Ok(summary)
     }
 }
 
-pub(crate) async fn bump_version(tx: &mut Transaction<'static, Sqlite>) -> Result<(), StoreError> {
+/// Entities changed by one refresh above which PostgreSQL's statistics are
+/// refreshed at once.
+const ANALYZE_AFTER: usize = 5_000;
+
+pub(crate) async fn bump_version(tx: &mut Transaction<'static, Any>) -> Result<(), StoreError> {
     sqlx::query("UPDATE catalog_version SET version = version + 1 WHERE id = 1")
         .execute(&mut **tx)
         .await?;
@@ -288,7 +322,8 @@ struct Existing {
 }
 
 async fn apply_files(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
+    d: Dialect,
     location_id: &str,
     files: &[FileUpdate],
     unchanged: &[Unchanged],
@@ -300,7 +335,7 @@ async fn apply_files(
     for chunk in unchanged.chunks(CHUNK) {
         let paths: Vec<&str> = chunk.iter().map(|u| u.path.as_str()).collect();
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM entities WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))",
+            sql!(d, "SELECT COUNT(*) FROM entities WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))"),
         )
         .bind(location_id)
         .bind(Value::from(paths).to_string())
@@ -308,11 +343,13 @@ async fn apply_files(
         .await?;
         summary.unchanged += n as usize;
     }
-    let known: Vec<String> =
-        sqlx::query_scalar("SELECT path FROM location_files WHERE location_id = ?")
-            .bind(location_id)
-            .fetch_all(&mut **tx)
-            .await?;
+    let known: Vec<String> = sqlx::query_scalar(sql!(
+        d,
+        "SELECT path FROM location_files WHERE location_id = ?"
+    ))
+    .bind(location_id)
+    .fetch_all(&mut **tx)
+    .await?;
     let present: HashSet<&str> = files
         .iter()
         .map(|f| f.path.as_str())
@@ -344,10 +381,11 @@ async fn apply_files(
         .collect();
     let mut mine: HashMap<String, Existing> = HashMap::new();
     for chunk in touched.chunks(CHUNK) {
-        let rows = sqlx::query(
+        let rows = sqlx::query(sql!(
+            d,
             "SELECT id, ref, file, body, generation, orphan FROM entities
-             WHERE location_id = ? AND (file IN (SELECT value FROM json_each(?)) OR orphan = 1)",
-        )
+             WHERE location_id = ? AND (file IN (SELECT value FROM json_each(?)) OR orphan = 1)"
+        ))
         .bind(location_id)
         .bind(Value::from(chunk.to_vec()).to_string())
         .fetch_all(&mut **tx)
@@ -376,9 +414,10 @@ async fn apply_files(
         .collect();
     let mut held_elsewhere = HashSet::new();
     for chunk in new_refs.chunks(CHUNK) {
-        let held: Vec<String> = sqlx::query_scalar(
-            "SELECT ref FROM entities WHERE ref IN (SELECT value FROM json_each(?))",
-        )
+        let held: Vec<String> = sqlx::query_scalar(sql!(
+            d,
+            "SELECT ref FROM entities WHERE ref IN (SELECT value FROM json_each(?))"
+        ))
         .bind(Value::from(chunk.to_vec()).to_string())
         .fetch_all(&mut **tx)
         .await?;
@@ -429,41 +468,46 @@ async fn apply_files(
     }
     // Entities of incomplete or unchanged files stay whatever they hold.
     mine.retain(|r, e| !e.orphan && !keep.contains(r) && replaced.contains(e.file.as_str()));
-    let removed: Vec<i64> = mine.values().map(|e| e.id).collect();
     match orphans {
         OrphanPolicy::Delete => {
+            let removed: Vec<i64> = mine.values().map(|e| e.id).collect();
             summary.removed = removed.len();
-            delete_entities(tx, &removed).await?;
+            delete_entities(tx, d, &removed).await?;
         }
         OrphanPolicy::Keep => {
+            let removed: Vec<(i64, &str)> =
+                mine.values().map(|e| (e.id, e.body.as_str())).collect();
             summary.orphaned = removed.len();
-            orphan_entities(tx, &removed, &now).await?;
+            orphan_entities(tx, d, &removed, &now).await?;
         }
     }
 
     phases.lap("remove");
     for chunk in updates.chunks(CHUNK) {
-        sqlx::query(
-            "UPDATE entities SET file = u.value ->> 1, etag = u.value ->> 2, generation = u.value ->> 3,
-                    body = u.value ->> 4, status = '[]', orphan = 0, updated_at = ?
-             FROM json_each(?) AS u WHERE entities.id = u.value ->> 0",
-        )
+        sqlx::query(sql!(
+            d,
+            "UPDATE entities SET file = u.value ->> 1, etag = u.value ->> 2,
+                    generation = CAST(u.value ->> 3 AS BIGINT), body = u.value ->> 4, status = '[]',
+                    orphan = 0, updated_at = ?
+             FROM json_each(?) AS u WHERE entities.id = CAST(u.value ->> 0 AS BIGINT)"
+        ))
         .bind(&now)
         .bind(Value::from(chunk.to_vec()).to_string())
         .execute(&mut **tx)
         .await?;
     }
     for chunk in cleared.chunks(CHUNK) {
-        sqlx::query("UPDATE entities SET status = '[]' WHERE status <> '[]' AND id IN (SELECT value FROM json_each(?))")
+        sqlx::query(sql!(d, "UPDATE entities SET status = '[]' WHERE status <> '[]' AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))"))
             .bind(Value::from(chunk.to_vec()).to_string())
             .execute(&mut **tx)
             .await?;
     }
     // Ids are given here rather than returned by the insert: the write
     // transaction is the only writer, and the rows go in without a lookup.
-    let first_id: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) + 1 FROM entities")
-        .fetch_one(&mut **tx)
-        .await?;
+    let first_id: i64 =
+        sqlx::query_scalar(sql!(d, "SELECT coalesce(max(id), 0) + 1 FROM entities"))
+            .fetch_one(&mut **tx)
+            .await?;
     let texts: Vec<[String; 6]> = inserts
         .iter()
         .map(|(e, _)| {
@@ -502,6 +546,7 @@ async fn apply_files(
         .collect();
     insert_rows(
         tx,
+        d,
         "entities (id, uid, ref, kind, namespace, name, location_id, file, etag, generation, body, status, updated_at)",
         &rows,
     )
@@ -509,16 +554,19 @@ async fn apply_files(
     rewritten.extend((first_id..).zip(inserts.iter().map(|(e, _)| *e)));
     summary.added += inserts.len();
     phases.lap("write_entities");
-    write_index(tx, &rewritten, &mut phases).await?;
+    write_index(tx, d, &rewritten, &mut phases).await?;
 
     for file in files {
         for (r, items) in &file.invalid {
-            sqlx::query("UPDATE entities SET status = ? WHERE ref = ? AND location_id = ?")
-                .bind(Value::from(items.clone()).to_string())
-                .bind(r.to_string())
-                .bind(location_id)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(sql!(
+                d,
+                "UPDATE entities SET status = ? WHERE ref = ? AND location_id = ?"
+            ))
+            .bind(Value::from(items.clone()).to_string())
+            .bind(r.to_string())
+            .bind(location_id)
+            .execute(&mut **tx)
+            .await?;
         }
     }
 
@@ -530,7 +578,7 @@ async fn apply_files(
         .chain(gone.iter().map(|p| p.as_str()))
         .collect();
     for chunk in reread.chunks(CHUNK) {
-        sqlx::query("DELETE FROM conflicts WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))")
+        sqlx::query(sql!(d, "DELETE FROM conflicts WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))"))
             .bind(location_id)
             .bind(Value::from(chunk.to_vec()).to_string())
             .execute(&mut **tx)
@@ -538,7 +586,8 @@ async fn apply_files(
     }
     for chunk in conflicts.chunks(CHUNK) {
         sqlx::query(
-            "INSERT OR REPLACE INTO conflicts (ref, location_id, file) SELECT value ->> 0, ?, value ->> 1 FROM json_each(?)",
+            sql!(d, "INSERT INTO conflicts (ref, location_id, file) SELECT u.value ->> 0, ?, u.value ->> 1 FROM json_each(?) AS u
+             WHERE true ON CONFLICT (ref, location_id) DO UPDATE SET file = excluded.file"),
         )
         .bind(location_id)
         .bind(Value::from(chunk.to_vec()).to_string())
@@ -547,7 +596,7 @@ async fn apply_files(
     }
 
     for chunk in gone.chunks(CHUNK) {
-        sqlx::query("DELETE FROM location_files WHERE location_id = ? AND path IN (SELECT value FROM json_each(?))")
+        sqlx::query(sql!(d, "DELETE FROM location_files WHERE location_id = ? AND path IN (SELECT value FROM json_each(?))"))
             .bind(location_id)
             .bind(Value::from(chunk.iter().map(|p| p.as_str()).collect::<Vec<_>>()).to_string())
             .execute(&mut **tx)
@@ -571,10 +620,10 @@ async fn apply_files(
         .collect();
     for chunk in file_rows.chunks(CHUNK) {
         sqlx::query(
-            "INSERT INTO location_files (location_id, path, hash, findings, targets, stat)
-             SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?) WHERE true
+            sql!(d, "INSERT INTO location_files (location_id, path, hash, findings, targets, stat)
+             SELECT ?, u.value ->> 0, u.value ->> 1, u.value ->> 2, u.value ->> 3, u.value ->> 4 FROM json_each(?) AS u WHERE true
              ON CONFLICT (location_id, path) DO UPDATE SET hash = excluded.hash, findings = excluded.findings,
-                 targets = excluded.targets, stat = excluded.stat",
+                 targets = excluded.targets, stat = excluded.stat"),
         )
         .bind(location_id)
         .bind(Value::from(chunk.to_vec()).to_string())
@@ -587,10 +636,11 @@ async fn apply_files(
         .filter_map(|u| u.stat.as_ref().map(|s| json!([u.path, s])))
         .collect();
     for chunk in restat.chunks(CHUNK) {
-        sqlx::query(
+        sqlx::query(sql!(
+            d,
             "UPDATE location_files SET stat = u.value ->> 1 FROM json_each(?) AS u
-             WHERE location_files.location_id = ? AND location_files.path = u.value ->> 0",
-        )
+             WHERE location_files.location_id = ? AND location_files.path = u.value ->> 0"
+        ))
         .bind(Value::from(chunk.to_vec()).to_string())
         .bind(location_id)
         .execute(&mut **tx)
@@ -677,22 +727,26 @@ const BULK_MIN_ROWS: usize = 50_000;
 
 /// Replaces the relations and search rows of rewritten entities.
 pub(crate) async fn write_index(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
+    d: Dialect,
     rewritten: &[(i64, &NewEntity)],
     phases: &mut Phases,
 ) -> Result<(), StoreError> {
     for chunk in rewritten.chunks(CHUNK) {
         let ids = Value::from(chunk.iter().map(|(id, _)| *id).collect::<Vec<_>>()).to_string();
-        sqlx::query("DELETE FROM relations WHERE origin_id IN (SELECT value FROM json_each(?))")
+        sqlx::query(sql!(d, "DELETE FROM relations WHERE origin_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))"))
             .bind(&ids)
             .execute(&mut **tx)
             .await?;
-        sqlx::query("DELETE FROM search WHERE entity_id IN (SELECT value FROM json_each(?))")
-            .bind(&ids)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(sql!(
+            d,
+            "DELETE FROM search WHERE entity_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))"
+        ))
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
         sqlx::query(
-            "DELETE FROM search_tokens WHERE entity_id IN (SELECT value FROM json_each(?))",
+            sql!(d, "DELETE FROM search_tokens WHERE entity_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))"),
         )
         .bind(&ids)
         .execute(&mut **tx)
@@ -747,7 +801,9 @@ pub(crate) async fn write_index(
         .collect();
     phases.lap("index_rows");
     let rows = relations.len() + search.len() + tokens.len();
-    let bulk = rows >= BULK_MIN_ROWS && {
+    // SQLite only: on PostgreSQL, dropping an index locks the table
+    // against every reader on every replica until the commit.
+    let bulk = d == Dialect::Sqlite && rows >= BULK_MIN_ROWS && {
         let held: i64 = sqlx::query_scalar(HELD_ROWS).fetch_one(&mut **tx).await?;
         rows > held as usize
     };
@@ -760,6 +816,7 @@ pub(crate) async fn write_index(
     }
     insert_rows(
         tx,
+        d,
         "relations (origin_id, source_ref, type, type_key, target_ref)",
         &relations,
     )
@@ -767,12 +824,13 @@ pub(crate) async fn write_index(
     phases.lap("insert_relations");
     insert_rows(
         tx,
+        d,
         "search (entity_id, key, value, original_value)",
         &search,
     )
     .await?;
     phases.lap("insert_search");
-    insert_rows(tx, "search_tokens (token, entity_id, weight)", &tokens).await?;
+    insert_rows(tx, d, "search_tokens (token, entity_id, weight)", &tokens).await?;
     phases.lap("insert_tokens");
     if bulk {
         for (_, create) in BULK_INDEXES {
@@ -790,7 +848,8 @@ enum Param<'a> {
 /// Inserts rows with multi-row `VALUES` statements, as many rows per
 /// statement as SQLite's limit of bound parameters allows.
 async fn insert_rows<const N: usize>(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
+    d: Dialect,
     table: &str,
     rows: &[[Param<'_>; N]],
 ) -> Result<(), StoreError> {
@@ -801,7 +860,7 @@ async fn insert_rows<const N: usize>(
             "INSERT INTO {table} VALUES {}",
             vec![row_sql.as_str(); chunk.len()].join(", ")
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = sqlx::query(d.sql(sql));
         for row in chunk {
             for p in row {
                 q = match p {
@@ -818,27 +877,41 @@ async fn insert_rows<const N: usize>(
 /// Marks entities as orphans: the annotation in their body and in the
 /// search index, a new etag and generation. Their relations stay.
 async fn orphan_entities(
-    tx: &mut Transaction<'static, Sqlite>,
-    ids: &[i64],
+    tx: &mut Transaction<'static, Any>,
+    d: Dialect,
+    entities: &[(i64, &str)],
     now: &str,
 ) -> Result<(), StoreError> {
-    for chunk in ids.chunks(CHUNK) {
-        let ids = Value::from(chunk.to_vec()).to_string();
-        sqlx::query(
+    let mut rows = Vec::with_capacity(entities.len());
+    for (id, body) in entities {
+        let mut body: Value =
+            serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+            let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
+            if let Some(annotations) = annotations.as_object_mut() {
+                annotations.insert("backstage.io/orphan".into(), "true".into());
+            }
+        }
+        rows.push(json!([id, new_etag(), body.to_string()]));
+    }
+    for chunk in rows.chunks(CHUNK) {
+        sqlx::query(sql!(
+            d,
             "UPDATE entities SET orphan = 1, generation = generation + 1, updated_at = ?,
-                    etag = lower(hex(randomblob(16))),
-                    body = json_set(body, '$.metadata.annotations', json_set(coalesce(body -> '$.metadata.annotations', '{}'), '$.\"backstage.io/orphan\"', 'true'))
-             WHERE id IN (SELECT value FROM json_each(?))",
-        )
+                    etag = u.value ->> 1, body = u.value ->> 2
+             FROM json_each(?) AS u WHERE entities.id = CAST(u.value ->> 0 AS BIGINT)"
+        ))
         .bind(now)
-        .bind(&ids)
+        .bind(Value::from(chunk.to_vec()).to_string())
         .execute(&mut **tx)
         .await?;
-        sqlx::query(
+        let ids: Vec<Value> = chunk.iter().map(|r| r[0].clone()).collect();
+        sqlx::query(sql!(
+            d,
             "INSERT INTO search (entity_id, key, value, original_value)
-             SELECT value, 'metadata.annotations.backstage.io/orphan', 'true', 'true' FROM json_each(?)",
-        )
-        .bind(&ids)
+             SELECT CAST(value AS BIGINT), 'metadata.annotations.backstage.io/orphan', 'true', 'true' FROM json_each(?)"
+        ))
+        .bind(Value::from(ids).to_string())
         .execute(&mut **tx)
         .await?;
     }
@@ -846,18 +919,22 @@ async fn orphan_entities(
 }
 
 async fn delete_entities(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
+    d: Dialect,
     ids: &[i64],
 ) -> Result<(), StoreError> {
     for chunk in ids.chunks(CHUNK) {
         let ids = Value::from(chunk.to_vec()).to_string();
         for sql in [
-            "DELETE FROM relations WHERE origin_id IN (SELECT value FROM json_each(?))",
-            "DELETE FROM search WHERE entity_id IN (SELECT value FROM json_each(?))",
-            "DELETE FROM search_tokens WHERE entity_id IN (SELECT value FROM json_each(?))",
-            "DELETE FROM entities WHERE id IN (SELECT value FROM json_each(?))",
+            "DELETE FROM relations WHERE origin_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
+            "DELETE FROM search WHERE entity_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
+            "DELETE FROM search_tokens WHERE entity_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
+            "DELETE FROM entities WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
         ] {
-            sqlx::query(sql).bind(&ids).execute(&mut **tx).await?;
+            sqlx::query(d.sql(sql.to_owned()))
+                .bind(&ids)
+                .execute(&mut **tx)
+                .await?;
         }
     }
     Ok(())

@@ -42,6 +42,10 @@ pub struct ExportArgs {
     /// The data directory of the store to export (as for `plinth serve`).
     #[arg(long, env = "PLINTH_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The PostgreSQL database to use instead of SQLite in the data
+    /// directory: postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, env = "PLINTH_DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
     /// Where to write; default: standard output.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -54,6 +58,10 @@ pub struct ImportArgs {
     /// The data directory of the (empty) store to load into.
     #[arg(long, env = "PLINTH_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The PostgreSQL database to use instead of SQLite in the data
+    /// directory: postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, env = "PLINTH_DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +79,11 @@ pub struct ServeArgs {
     /// user's data directory ($XDG_DATA_HOME/plinth or ~/.local/share/plinth).
     #[arg(long, env = "PLINTH_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// The PostgreSQL database to use instead of SQLite in the data
+    /// directory (which still holds git checkouts): postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, env = "PLINTH_DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
 
     /// Register a location at start: a catalog file, a glob, or a directory
     /// (repeatable). Its directory becomes an allowed root.

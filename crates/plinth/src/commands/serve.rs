@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Context;
 use plinth_catalog::ingest::{self, IngestOptions};
 use plinth_server::AppState;
-use plinth_store::Store;
 
 use crate::cli::{LogFormat, ServeArgs};
 use crate::config::Config;
@@ -63,9 +62,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         startup.push((kind.into(), path.display().to_string()));
     }
 
-    let store = Store::open_sqlite(&data_dir.join("plinth.db"))
-        .await
-        .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
+    let (store, database) = super::open_store(args.database.as_deref(), &data_dir).await?;
     for (kind, target) in &startup {
         let target = ingest::check_location(kind, target, &ingest).map_err(anyhow::Error::msg)?;
         if store.location_by_target(kind, &target).await?.is_none() {
@@ -78,7 +75,10 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    eprintln!("plinth: data in {}", data_dir.display());
+    eprintln!(
+        "plinth: data in {}, database {database}",
+        data_dir.display()
+    );
     refresh_all(&state).await;
     eprintln!("plinth: serving the catalog API on http://{addr}/api/catalog");
 

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use plinth_store::Store;
 use plinth_store::transfer::ImportError;
 
 use crate::cli::{ExportArgs, ImportArgs};
@@ -26,7 +25,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir(&args.data_dir)?;
     let db = dir.join("plinth.db");
-    if !db.is_file() {
+    if args.database.is_none() && !db.is_file() {
         anyhow::bail!(
             "no store in {}: give the data directory of a plinth that has run (--data-dir or PLINTH_DATA_DIR)",
             dir.display()
@@ -40,24 +39,27 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::new(out);
-    let lines = runtime()?.block_on(async {
-        let store = Store::open_sqlite(&db).await?;
-        store
+    let (lines, from) = runtime()?.block_on(async {
+        let (store, from) = super::open_store(args.database.as_deref(), &dir).await?;
+        let lines = store
             .export(&mut |line| {
                 serde_json::to_writer(&mut out, &line)?;
                 out.write_all(b"\n")
             })
-            .await
+            .await?;
+        anyhow::Ok((lines, from))
     })?;
     out.flush().context("cannot write the export")?;
-    eprintln!("plinth: exported {lines} lines from {}", db.display());
+    eprintln!("plinth: exported {lines} lines from {from}");
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn import(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir(&args.data_dir)?;
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    if args.database.is_none() {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
     let input: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -68,19 +70,15 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     };
     let name = args.file.display().to_string();
     let mut lines = input.lines().enumerate().map(|(i, l)| (i + 1, l));
-    let result = runtime()?.block_on(async {
-        let store = Store::open_sqlite(&dir.join("plinth.db")).await?;
-        anyhow::Ok(store.import(&mut lines).await)
+    let (result, into) = runtime()?.block_on(async {
+        let (store, into) = super::open_store(args.database.as_deref(), &dir).await?;
+        anyhow::Ok((store.import(&mut lines).await, into))
     })?;
     match result {
         Ok(summary) => {
             eprintln!(
                 "plinth: imported {} locations, {} files, {} entities, {} conflicts into {}",
-                summary.locations,
-                summary.files,
-                summary.entities,
-                summary.conflicts,
-                dir.display()
+                summary.locations, summary.files, summary.entities, summary.conflicts, into
             );
             Ok(ExitCode::SUCCESS)
         }
