@@ -150,27 +150,20 @@ pub fn unavailable(what: &str) {
 /// ```
 #[macro_export]
 macro_rules! on_both_stores {
-    ($dialect:ident => { $( $(#[$meta:meta])* async fn $name:ident() $body:block )* }) => {
-        mod sqlite {
+    ($dialect:ident => { $($tests:tt)* }) => {
+        $crate::on_both_stores!(@module sqlite, Sqlite, $dialect, $($tests)*);
+        $crate::on_both_stores!(@module postgres, Postgres, $dialect, $($tests)*);
+    };
+    (@module $module:ident, $variant:ident, $dialect:ident,
+        $( $(#[$meta:meta])* async fn $name:ident() $body:block )*) => {
+        mod $module {
             #[allow(unused_imports)]
             use super::*;
             $(
                 $(#[$meta])*
                 #[tokio::test]
                 async fn $name() {
-                    let $dialect = $crate::Dialect::Sqlite;
-                    $body
-                }
-            )*
-        }
-        mod postgres {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                $(#[$meta])*
-                #[tokio::test]
-                async fn $name() {
-                    let $dialect = $crate::Dialect::Postgres;
+                    let $dialect = $crate::Dialect::$variant;
                     $body
                 }
             )*

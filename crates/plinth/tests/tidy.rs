@@ -3,16 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use plinth_store::testing::unavailable;
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Skips with a printed reason on a developer's machine; fails under CI.
-fn unavailable(what: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what} is needed under CI=true");
-    }
-    eprintln!("SKIPPED: {what} is not available");
 }
 
 #[test]

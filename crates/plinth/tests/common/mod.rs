@@ -94,12 +94,8 @@ impl Drop for Scratch {
 }
 
 /// Skips with a printed reason on a developer's machine; fails under CI.
-pub fn unavailable(what: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what} is needed under CI=true");
-    }
-    eprintln!("SKIPPED: {what}");
-}
+#[allow(unused_imports)] // not every test binary skips
+pub use plinth_store::testing::unavailable;
 
 /// Copies the test's npm package (`tests/<name>/`: `files`) into the target
 /// directory and installs it there once (`npm ci` when a lockfile is among
