@@ -15,8 +15,8 @@ use std::path::{Component, Path, PathBuf};
 
 use plinth_model::EntityRef;
 use plinth_store::{
-    FileUpdate, KnownFile, Location, NewEntity, RefreshOutcome, RefreshSummary, Store, StoreError,
-    Unchanged,
+    FileUpdate, KnownFile, Lease, Location, NewEntity, RefreshOutcome, RefreshSummary, Store,
+    StoreError, Unchanged,
 };
 use serde_json::Value;
 
@@ -242,6 +242,26 @@ pub async fn refresh_location(
     location: &Location,
     options: &IngestOptions,
 ) -> Result<RefreshReport, IngestError> {
+    refresh(store, location, options, None).await
+}
+
+/// [`refresh_location`] as a scheduled job under `lease`: stored only if
+/// the lease is still held, and the commit ends the job.
+pub async fn refresh_location_leased(
+    store: &Store,
+    location: &Location,
+    options: &IngestOptions,
+    lease: &Lease,
+) -> Result<RefreshReport, IngestError> {
+    refresh(store, location, options, Some(lease)).await
+}
+
+async fn refresh(
+    store: &Store,
+    location: &Location,
+    options: &IngestOptions,
+    lease: Option<&Lease>,
+) -> Result<RefreshReport, IngestError> {
     let previous = store.location_files(&location.id).await?;
     let (loc, opts) = (location.clone(), options.clone());
     let plan = tokio::task::spawn_blocking(move || {
@@ -257,6 +277,7 @@ pub async fn refresh_location(
             &plan.unchanged,
             &plan.outcome,
             options.orphans,
+            lease,
         )
         .await?;
     Ok(RefreshReport {

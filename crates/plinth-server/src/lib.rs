@@ -49,10 +49,33 @@ impl AppState {
         &self,
         location: &plinth_store::Location,
     ) -> Result<plinth_catalog::ingest::RefreshReport, plinth_catalog::ingest::IngestError> {
+        self.refresh_with(location, None).await
+    }
+
+    /// [`AppState::refresh`] as a scheduled job under `lease` (see
+    /// `plinth_store::Lease`): written only while the lease holds.
+    pub async fn refresh_leased(
+        &self,
+        location: &plinth_store::Location,
+        lease: &plinth_store::Lease,
+    ) -> Result<plinth_catalog::ingest::RefreshReport, plinth_catalog::ingest::IngestError> {
+        self.refresh_with(location, Some(lease)).await
+    }
+
+    async fn refresh_with(
+        &self,
+        location: &plinth_store::Location,
+        lease: Option<&plinth_store::Lease>,
+    ) -> Result<plinth_catalog::ingest::RefreshReport, plinth_catalog::ingest::IngestError> {
+        use plinth_catalog::ingest::{refresh_location, refresh_location_leased};
         let _guard = self.refresh_lock.lock().await;
         let started = std::time::Instant::now();
-        let result =
-            plinth_catalog::ingest::refresh_location(&self.store, location, &self.ingest).await;
+        let result = match lease {
+            Some(lease) => {
+                refresh_location_leased(&self.store, location, &self.ingest, lease).await
+            }
+            None => refresh_location(&self.store, location, &self.ingest).await,
+        };
         let took = started.elapsed();
         match &result {
             Ok(report) => {

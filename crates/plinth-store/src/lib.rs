@@ -18,6 +18,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 mod dialect;
+mod jobs;
 mod migrations;
 mod query;
 mod read;
@@ -27,6 +28,7 @@ pub mod transfer;
 mod write;
 
 pub use dialect::Dialect;
+pub use jobs::{Lease, now_ms};
 pub use plinth_model::{EntityRef, Relation, RelationType};
 pub use query::{
     EntityQuery, Filter, FilterSet, OrderField, Predicate, QueryPage, SearchHit, SortDirection,
@@ -47,6 +49,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Config(String),
+    #[error(
+        "the lease on location {0} was lost to another replica; its refresh is left to that one"
+    )]
+    LeaseLost(String),
 }
 
 /// The catalog store.

@@ -31,14 +31,26 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "location_file_stat",
         include_str!("../migrations/sqlite/0004_location_file_stat.sql"),
     ),
+    (
+        5,
+        "location_schedule",
+        include_str!("../migrations/sqlite/0005_location_schedule.sql"),
+    ),
 ];
 
-/// The PostgreSQL schema starts where SQLite's fourth migration left it.
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "catalog",
-    include_str!("../migrations/postgres/0001_catalog.sql"),
-)];
+/// The PostgreSQL schema started where SQLite's fourth migration left it.
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "catalog",
+        include_str!("../migrations/postgres/0001_catalog.sql"),
+    ),
+    (
+        2,
+        "location_schedule",
+        include_str!("../migrations/postgres/0002_location_schedule.sql"),
+    ),
+];
 
 pub(crate) async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
     let migrations = match dialect {

@@ -93,6 +93,7 @@ async fn the_bulk_path_leaves_the_indexes_the_migrations_made() {
             &[],
             &RefreshOutcome::Ok,
             OrphanPolicy::Delete,
+            None,
         )
         .await
         .unwrap();
@@ -113,6 +114,7 @@ async fn the_bulk_path_leaves_the_indexes_the_migrations_made() {
             &[],
             &RefreshOutcome::Ok,
             OrphanPolicy::Delete,
+            None,
         )
         .await
         .unwrap();
@@ -159,6 +161,7 @@ async fn the_token_migration_backfills_entities_stored_before_it() {
                 &[],
                 &RefreshOutcome::Ok,
                 OrphanPolicy::Delete,
+                None,
             )
             .await
             .unwrap();
@@ -188,7 +191,7 @@ crate::on_both_stores!(dialect => {
         let location = store.add_location("file", "/big.yaml").await.unwrap();
         let big = [file("/big.yaml", 0..6_000)];
         let summary = store
-            .apply_refresh(&location.id, &big, &[], &RefreshOutcome::Ok, OrphanPolicy::Delete)
+            .apply_refresh(&location.id, &big, &[], &RefreshOutcome::Ok, OrphanPolicy::Delete, None)
             .await
             .unwrap();
         assert_eq!(summary.added, 6_000);
@@ -220,6 +223,50 @@ crate::on_both_stores!(dialect => {
                 "component:default/svc-24",
                 "component:default/svc-31"
             ]
+        );
+        store.close().await;
+    }
+
+    /// A job is held by one holder at a time; a lease that ran out goes to
+    /// another, and the old holder's refresh is refused, writing nothing.
+    async fn a_lost_lease_writes_nothing_and_the_new_holder_finishes() {
+        let scratch = Scratch::new(&format!("leases-{dialect:?}"));
+        let Some(db) = testing::TestDb::create(dialect, &scratch.0).await else {
+            return;
+        };
+        let store = db.open().await;
+        let location = store.add_location("file", "/x.yaml").await.unwrap();
+        let now = now_ms();
+        let claimed = store.claim_due_location("a", now, now + 1_000).await.unwrap();
+        assert_eq!(claimed.map(|l| l.id), Some(location.id.clone()), "new locations are due");
+        assert!(store.claim_due_location("b", now + 500, now + 1_500).await.unwrap().is_none());
+        assert!(store.renew_lease(&location.id, "a", now + 2_000).await.unwrap());
+
+        // a stops renewing; after its lease, b takes the job.
+        let later = now + 2_001;
+        let taken = store.claim_due_location("b", later, later + 1_000).await.unwrap();
+        assert_eq!(taken.map(|l| l.id), Some(location.id.clone()));
+        assert!(!store.renew_lease(&location.id, "a", later + 5_000).await.unwrap());
+        let files = [file("/x.yaml", 0..3)];
+        let refresh = |holder: &str| {
+            let lease = Lease {
+                holder: holder.into(),
+                interval_ms: 60_000,
+            };
+            let (store, id, files) = (store.clone(), location.id.clone(), files.clone());
+            async move {
+                store
+                    .apply_refresh(&id, &files, &[], &RefreshOutcome::Ok, OrphanPolicy::Delete, Some(&lease))
+                    .await
+            }
+        };
+        assert!(matches!(refresh("a").await, Err(StoreError::LeaseLost(_))));
+        assert_eq!(store.entity_count().await.unwrap(), 0, "a wrote nothing");
+        assert_eq!(refresh("b").await.unwrap().added, 3);
+        assert!(store.leases().await.unwrap().is_empty(), "the job ended");
+        assert!(
+            store.claim_due_location("c", later, later + 1_000).await.unwrap().is_none(),
+            "due again only an interval later"
         );
         store.close().await;
     }

@@ -9,7 +9,7 @@ use sqlx::{Any, Row, Transaction};
 use crate::search::{SearchRow, search_rows, search_tokens};
 
 use crate::dialect::{Dialect, sql};
-use crate::{EntityRef, Location, Relation, Store, StoreError, now};
+use crate::{EntityRef, Lease, Location, Relation, Store, StoreError, now};
 
 /// A valid entity read from a file, ready to store. Its stored text and
 /// search rows are made by [`NewEntity::new`], on the reading thread, so that
@@ -242,7 +242,9 @@ impl Store {
     /// file the location had is gone, and its entities with it. All in one
     /// transaction: readers see the location before or after, never between.
     /// The work is set-based (a fixed number of statements whatever the
-    /// number of entities), which is what makes large refreshes fast.
+    /// number of entities), which is what makes large refreshes fast. With
+    /// a `lease`, it fails with [`StoreError::LeaseLost`] unless the lease
+    /// is still held, and ends the job (see `jobs`).
     pub async fn apply_refresh(
         &self,
         location_id: &str,
@@ -250,8 +252,14 @@ impl Store {
         unchanged: &[Unchanged],
         outcome: &RefreshOutcome,
         orphans: OrphanPolicy,
+        lease: Option<&Lease>,
     ) -> Result<RefreshSummary, StoreError> {
         let mut tx = self.begin_write().await?;
+        // A scheduled refresh writes only while its replica holds the job;
+        // its commit ends the job.
+        if let Some(lease) = lease {
+            crate::jobs::check_lease(&mut tx, self.dialect, location_id, lease).await?;
+        }
         let mut summary = RefreshSummary::default();
         if !matches!(outcome, RefreshOutcome::Failed(_)) {
             summary = apply_files(
@@ -280,6 +288,9 @@ impl Store {
             .bind(location_id)
             .execute(&mut *tx)
             .await?;
+        if let Some(lease) = lease {
+            crate::jobs::finish_job(&mut tx, self.dialect, location_id, lease).await?;
+        }
         tx.commit().await?;
         self.written();
         let changed = summary.added + summary.updated + summary.removed + summary.orphaned;

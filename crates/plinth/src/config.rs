@@ -34,6 +34,9 @@ pub struct CatalogConfig {
     pub allowed_roots: Vec<PathBuf>,
     /// Seconds between scheduled refreshes of every location.
     pub refresh_interval_seconds: Option<u64>,
+    /// Seconds a replica holds a location's scheduled refresh without
+    /// renewing it; a replica that dies leaves the job to another after this.
+    pub lease_seconds: Option<u64>,
     /// What happens to entities their location no longer defines.
     #[serde(default)]
     pub orphans: Orphans,

@@ -168,7 +168,7 @@ fn bad_configuration_and_arguments_say_where() {
     let run = plinth(&scratch.0, &["catalog", "validate", "."]);
     assert_eq!(
         run.stderr,
-        "error: plinth.toml:3:1: unknown field `max_file_sise`, expected one of `kinds`, `max_file_size`, `allowed_roots`, `refresh_interval_seconds`, `orphans`\n"
+        "error: plinth.toml:3:1: unknown field `max_file_sise`, expected one of `kinds`, `max_file_size`, `allowed_roots`, `refresh_interval_seconds`, `lease_seconds`, `orphans`\n"
     );
     assert_eq!(run.code, 2);
 

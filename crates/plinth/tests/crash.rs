@@ -5,57 +5,15 @@
 use std::path::Path;
 use std::time::Duration;
 
-use plinth_store::{EntityQuery, Filter, Store};
+use plinth_store::Store;
 
 mod common;
-use common::{Scratch, Server};
+use common::{Scratch, Server, component_counts, write_components};
 
 const ENTITIES: usize = 6000;
 
-fn write_location(dir: &Path) {
-    for i in 0..ENTITIES {
-        let d = dir.join(format!("svc-{:03}", i / 100));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(
-            d.join(format!("c{i}.yaml")),
-            format!(
-                "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: c{i}\n  tags: [rust]\nspec:\n  type: service\n  lifecycle: production\n  owner: team-{}\n  dependsOn: [component:c{}]\n",
-                i % 50,
-                (i + 1) % ENTITIES
-            ),
-        )
-        .unwrap();
-    }
-}
-
 async fn components(db: &Path) -> (u64, u64) {
-    let store = Store::open_sqlite(db).await.unwrap();
-    let all = store
-        .query_entities(&EntityQuery {
-            filter: vec![vec![Filter {
-                key: "kind".into(),
-                values: vec!["component".into()],
-            }]],
-            limit: Some(0),
-            ..EntityQuery::default()
-        })
-        .await
-        .unwrap()
-        .total;
-    // Every stored entity has its relations: the dependsOn pairs all exist.
-    let with_relation = store
-        .query_entities(&EntityQuery {
-            filter: vec![vec![Filter {
-                key: "relations.dependson".into(),
-                values: vec![],
-            }]],
-            limit: Some(0),
-            ..EntityQuery::default()
-        })
-        .await
-        .unwrap()
-        .total;
-    (all, with_relation)
+    component_counts(&Store::open_sqlite(db).await.unwrap()).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -63,7 +21,7 @@ async fn sigkill_during_ingestion_leaves_the_catalog_whole() {
     let root = Scratch::new("crash");
     let catalog = root.0.join("catalog");
     let data = root.0.join("data");
-    write_location(&catalog);
+    write_components(&catalog, ENTITIES);
     let catalog_arg = catalog.display().to_string();
 
     let mut server = Server::start(&catalog, &data, &["--catalog", &catalog_arg]);

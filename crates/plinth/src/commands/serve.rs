@@ -1,6 +1,6 @@
 //! `plinth serve`: the catalog service.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,6 +14,9 @@ use crate::demo;
 
 /// Default seconds between scheduled refreshes.
 const DEFAULT_REFRESH_SECONDS: u64 = 180;
+
+/// Default seconds a scheduled refresh's lease lasts without renewal.
+const DEFAULT_LEASE_SECONDS: u64 = 60;
 
 pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(args)?;
@@ -75,25 +78,40 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let schedule = Schedule {
+        replica: replica_id(),
+        interval: Duration::from_secs(
+            config
+                .catalog
+                .refresh_interval_seconds
+                .unwrap_or(DEFAULT_REFRESH_SECONDS)
+                .max(1),
+        ),
+        lease: Duration::from_secs(
+            config
+                .catalog
+                .lease_seconds
+                .unwrap_or(DEFAULT_LEASE_SECONDS)
+                .max(1),
+        ),
+    };
     eprintln!(
-        "plinth: data in {}, database {database}",
-        data_dir.display()
+        "plinth: data in {}, database {database}, replica {}",
+        data_dir.display(),
+        schedule.replica
     );
-    refresh_all(&state).await;
+    // What is due runs now (new locations are due at once); what a dead
+    // process on this host held is free at once, so a restart does not
+    // wait for its old lease.
+    schedule.release_dead_leases(&state.store).await?;
+    schedule.run_due(&state).await;
     eprintln!("plinth: serving the catalog API on http://{addr}/api/catalog");
 
-    let interval = Duration::from_secs(
-        config
-            .catalog
-            .refresh_interval_seconds
-            .unwrap_or(DEFAULT_REFRESH_SECONDS)
-            .max(1),
-    );
     let scheduled = state.clone();
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(interval).await;
-            refresh_all(&scheduled).await;
+            tokio::time::sleep(schedule.poll()).await;
+            schedule.run_due(&scheduled).await;
         }
     });
     plinth_server::serve(listener, state, async {
@@ -123,18 +141,100 @@ fn init_logging(args: &ServeArgs) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
 }
 
-/// Refreshes every location, one at a time; problems are logged, not fatal.
-async fn refresh_all(state: &AppState) {
-    let locations = match state.store.locations().await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot list locations");
-            return;
+/// Scheduled refreshes, shared with the other replicas on the database:
+/// each location is a job taken under a lease (see `plinth_store::Lease`).
+struct Schedule {
+    /// This process, as lease holder.
+    replica: String,
+    interval: Duration,
+    lease: Duration,
+}
+
+impl Schedule {
+    /// How often to look for due jobs: often enough to take over a dead
+    /// replica's job soon after its lease runs out.
+    fn poll(&self) -> Duration {
+        self.interval
+            .min(self.lease / 2)
+            .min(Duration::from_secs(10))
+            .max(Duration::from_millis(200))
+    }
+
+    fn ms(d: Duration) -> i64 {
+        d.as_millis().min(i64::MAX as u128) as i64
+    }
+
+    /// Releases leases held by processes of this host that are gone: the
+    /// process id is not running, or is this process's own (a restarted
+    /// container gets the same one). Holders on other hosts are left to
+    /// their lease time.
+    async fn release_dead_leases(&self, store: &plinth_store::Store) -> anyhow::Result<()> {
+        let (host, pid) = holder_host_pid(&self.replica).unwrap_or_default();
+        for (location, holder, _) in store.leases().await? {
+            let Some((their_host, their_pid)) = holder_host_pid(&holder) else {
+                continue;
+            };
+            if their_host == host
+                && holder != self.replica
+                && (their_pid == pid || !running(their_pid))
+            {
+                tracing::info!(location.id = %location, holder = %holder, "released the lease of a process that is gone");
+                store.release_lease(&location, &holder).await?;
+            }
         }
-    };
-    for location in locations {
+        Ok(())
+    }
+
+    /// Takes and runs due jobs, one at a time, until none is left; problems
+    /// are logged, not fatal.
+    async fn run_due(&self, state: &AppState) {
+        loop {
+            let now = plinth_store::now_ms();
+            let claimed = state
+                .store
+                .claim_due_location(&self.replica, now, now + Self::ms(self.lease))
+                .await;
+            let location = match claimed {
+                Ok(Some(location)) => location,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot take a scheduled refresh");
+                    return;
+                }
+            };
+            self.run(state, &location).await;
+        }
+    }
+
+    async fn run(&self, state: &AppState, location: &plinth_store::Location) {
+        // Renewed while the refresh runs, so a long one keeps its job.
+        let renewing = {
+            let (store, id, holder, lease) = (
+                state.store.clone(),
+                location.id.clone(),
+                self.replica.clone(),
+                self.lease,
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    let until = plinth_store::now_ms() + Schedule::ms(lease);
+                    match store.renew_lease(&id, &holder, until).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => tracing::warn!(error = %e, "cannot renew a lease"),
+                    }
+                }
+            })
+        };
+        let lease = plinth_store::Lease {
+            holder: self.replica.clone(),
+            interval_ms: Self::ms(self.interval),
+        };
         let started = std::time::Instant::now();
-        match state.refresh(&location).await {
+        let result = state.refresh_leased(location, &lease).await;
+        renewing.abort();
+        match result {
             Ok(report) => {
                 let outcome = match &report.outcome {
                     plinth_store::RefreshOutcome::Ok => "ok".to_owned(),
@@ -145,6 +245,7 @@ async fn refresh_all(state: &AppState) {
                     location.id = %location.id,
                     location.kind = %location.kind,
                     location.target = %location.target,
+                    replica = %self.replica,
                     duration_ms = started.elapsed().as_millis() as u64,
                     added = report.summary.added,
                     updated = report.summary.updated,
@@ -157,14 +258,51 @@ async fn refresh_all(state: &AppState) {
                     "refreshed {}:{}", location.kind, location.target
                 );
             }
-            Err(e) => tracing::error!(
-                location.id = %location.id,
-                location.target = %location.target,
-                error = %e,
-                "refresh of {}:{} failed", location.kind, location.target
-            ),
+            Err(e) => {
+                tracing::error!(
+                    location.id = %location.id,
+                    location.target = %location.target,
+                    error = %e,
+                    "refresh of {}:{} failed", location.kind, location.target
+                );
+                // Left due, for whichever replica polls next.
+                if let Err(e) = state.store.release_lease(&location.id, &self.replica).await {
+                    tracing::warn!(error = %e, "cannot release a lease");
+                }
+            }
         }
     }
+}
+
+/// `(host, pid)` of a holder written by [`replica_id`].
+fn holder_host_pid(holder: &str) -> Option<(String, u32)> {
+    let mut parts = holder.rsplitn(3, ':');
+    let _random = parts.next()?;
+    let pid = parts.next()?.parse().ok()?;
+    Some((parts.next()?.to_owned(), pid))
+}
+
+/// Whether a process with this id runs on this host (Linux: /proc); else
+/// assumed running, so its lease is left to run out.
+fn running(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// Unique per process: the host (the pod's name on Kubernetes), the
+/// process id and a random part, so a restarted pod is a new holder.
+fn replica_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &random[..8])
 }
 
 pub(crate) fn default_data_dir() -> anyhow::Result<PathBuf> {

@@ -173,3 +173,66 @@ pub fn plinth_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
     }
 }
+
+/// Writes `n` components, one file each, a hundred to a directory, each
+/// depending on the next (so every one has a relation).
+pub fn write_components(dir: &Path, n: usize) {
+    for i in 0..n {
+        let d = dir.join(format!("svc-{:03}", i / 100));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join(format!("c{i}.yaml")),
+            format!(
+                "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: c{i}\n  tags: [rust]\nspec:\n  type: service\n  lifecycle: production\n  owner: team-{}\n  dependsOn: [component:c{}]\n",
+                i % 50,
+                (i + 1) % n
+            ),
+        )
+        .unwrap();
+    }
+}
+
+/// How many components the store holds, and how many of them have their
+/// `dependsOn` relation: equal when nothing is half-written.
+pub async fn component_counts(store: &plinth_store::Store) -> (u64, u64) {
+    use plinth_store::{EntityQuery, Filter};
+    let count = |key: &str, values: Vec<String>| EntityQuery {
+        filter: vec![vec![Filter {
+            key: key.into(),
+            values,
+        }]],
+        limit: Some(0),
+        ..EntityQuery::default()
+    };
+    let all = store
+        .query_entities(&count("kind", vec!["component".into()]))
+        .await
+        .unwrap()
+        .total;
+    let related = store
+        .query_entities(&count("relations.dependson", vec![]))
+        .await
+        .unwrap()
+        .total;
+    (all, related)
+}
+
+/// One HTTP call (GET without a body, POST with one): status and JSON body.
+pub fn http(url: &str, body: Option<&serde_json::Value>) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut response = match body {
+        None => agent.get(url).call(),
+        Some(b) => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(b.to_string().as_bytes()),
+    }
+    .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let text = response.body_mut().read_to_string().unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (response.status().as_u16(), json)
+}
