@@ -50,6 +50,16 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "location_schedule",
         include_str!("../migrations/postgres/0002_location_schedule.sql"),
     ),
+    (
+        3,
+        "search_statistics",
+        include_str!("../migrations/postgres/0003_search_statistics.sql"),
+    ),
+    (
+        4,
+        "index_tables_without_foreign_keys",
+        include_str!("../migrations/postgres/0004_index_tables_without_foreign_keys.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {

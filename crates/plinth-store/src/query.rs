@@ -198,6 +198,9 @@ impl Predicate {
     }
 }
 
+/// A LIMIT no query reaches, as an optimisation fence.
+const FENCE: i64 = i64::MAX;
+
 impl EntityQuery {
     /// The WHERE clause selecting matching entities (aliased `e`).
     fn where_clause(&self) -> Sql {
@@ -228,9 +231,13 @@ impl EntityQuery {
             p.condition(&mut sql);
         }
         if let Some((term, fields)) = self.full_text_term() {
+            // The LIMIT keeps PostgreSQL from merging the subquery into the
+            // page query: it guesses a third of the rows match a substring,
+            // and walked every search row in entity order (237 ms) where
+            // finding the few matches first takes 25 ms.
             let placeholders = vec!["?"; fields.len()].join(", ");
             sql.text.push_str(&format!(
-                " AND e.id IN (SELECT entity_id FROM search WHERE key IN ({placeholders}) AND instr(value, ?) > 0)"
+                " AND e.id IN (SELECT entity_id FROM search WHERE key IN ({placeholders}) AND instr(value, ?) > 0 LIMIT {FENCE})"
             ));
             sql.binds.extend(fields.iter().cloned());
             sql.binds.push(term);
