@@ -188,6 +188,9 @@ impl Schedule {
     /// Takes and runs due jobs, one at a time, until none is left; problems
     /// are logged, not fatal.
     async fn run_due(&self, state: &AppState) {
+        // A refresh that failed stays due; it waits for the next poll
+        // rather than being taken again at once, again and again.
+        let mut failed = std::collections::HashSet::new();
         loop {
             let now = plinth_store::now_ms();
             let claimed = state
@@ -202,11 +205,24 @@ impl Schedule {
                     return;
                 }
             };
-            self.run(state, &location).await;
+            if failed.contains(&location.id) {
+                self.release(state, &location).await;
+                return;
+            }
+            if !self.run(state, &location).await {
+                failed.insert(location.id);
+            }
         }
     }
 
-    async fn run(&self, state: &AppState, location: &plinth_store::Location) {
+    async fn release(&self, state: &AppState, location: &plinth_store::Location) {
+        if let Err(e) = state.store.release_lease(&location.id, &self.replica).await {
+            tracing::warn!(error = %e, "cannot release a lease");
+        }
+    }
+
+    /// Runs one claimed refresh; whether it was stored.
+    async fn run(&self, state: &AppState, location: &plinth_store::Location) -> bool {
         // Renewed while the refresh runs, so a long one keeps its job.
         let renewing = {
             let (store, id, holder, lease) = (
@@ -257,6 +273,7 @@ impl Schedule {
                     outcome = %outcome,
                     "refreshed {}:{}", location.kind, location.target
                 );
+                true
             }
             Err(e) => {
                 tracing::error!(
@@ -266,9 +283,8 @@ impl Schedule {
                     "refresh of {}:{} failed", location.kind, location.target
                 );
                 // Left due, for whichever replica polls next.
-                if let Err(e) = state.store.release_lease(&location.id, &self.replica).await {
-                    tracing::warn!(error = %e, "cannot release a lease");
-                }
+                self.release(state, location).await;
+                false
             }
         }
     }
