@@ -262,6 +262,7 @@ async fn refresh(
     options: &IngestOptions,
     lease: Option<&Lease>,
 ) -> Result<RefreshReport, IngestError> {
+    let started = std::time::Instant::now();
     let previous = store.location_files(&location.id).await?;
     let (loc, opts) = (location.clone(), options.clone());
     let plan = tokio::task::spawn_blocking(move || {
@@ -270,6 +271,7 @@ async fn refresh(
     })
     .await
     .map_err(|e| IngestError::Task(e.to_string()))?;
+    let read = started.elapsed();
     let summary = store
         .apply_refresh(
             &location.id,
@@ -280,6 +282,14 @@ async fn refresh(
             lease,
         )
         .await?;
+    // Where a slow refresh spends its time: reading and preparing on every
+    // core, or writing (the store logs its own steps).
+    tracing::debug!(
+        location.id = %location.id,
+        read_ms = read.as_millis() as u64,
+        write_ms = (started.elapsed() - read).as_millis() as u64,
+        "refresh timed"
+    );
     Ok(RefreshReport {
         summary,
         outcome: plan.outcome,
