@@ -94,7 +94,7 @@ impl Store {
     pub async fn location_problems(&self, id: &str) -> Result<LocationProblems, StoreError> {
         let files: Vec<String> = sqlx::query_scalar(sql!(
             self.dialect,
-            "SELECT findings FROM location_files WHERE location_id = ? ORDER BY path"
+            "SELECT findings FROM location_files WHERE location_id = ? AND findings <> '[]' ORDER BY path"
         ))
         .bind(id)
         .fetch_all(&self.pool)
@@ -137,6 +137,18 @@ impl Store {
         let n: i64 = sqlx::query_scalar(sql!(self.dialect, "SELECT COUNT(*) FROM entities"))
             .fetch_one(&self.pool)
             .await?;
+        Ok(n as u64)
+    }
+
+    /// How many entities a location gave.
+    pub async fn location_entity_count(&self, location_id: &str) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(sql!(
+            self.dialect,
+            "SELECT COUNT(*) FROM entities WHERE location_id = ?"
+        ))
+        .bind(location_id)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(n as u64)
     }
 

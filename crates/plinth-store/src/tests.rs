@@ -270,4 +270,85 @@ crate::on_both_stores!(dialect => {
         );
         store.close().await;
     }
+
+    /// Ordering by a key walks its index: an entity sorts by its smallest
+    /// value, those without the key come last, ties and the rest in stored
+    /// order; pages join up across that boundary, both ways.
+    async fn ordered_pages_join_up_across_missing_and_several_values() {
+        let scratch = Scratch::new(&format!("order-{dialect:?}"));
+        let Some(db) = testing::TestDb::create(dialect, &scratch.0).await else {
+            return;
+        };
+        let store = db.open().await;
+        let location = store.add_location("file", "/o.yaml").await.unwrap();
+        let tags: [&[&str]; 8] = [&["m"], &[], &["z", "b"], &["b"], &[], &["a", "y"], &["m"], &["c"]];
+        let entities: Vec<NewEntity> = tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let name = format!("e{i}");
+                let mut metadata = json!({"name": name, "namespace": "default"});
+                if !t.is_empty() {
+                    metadata["tags"] = json!(t);
+                }
+                NewEntity::new(
+                    EntityRef::new("component", "default", &name),
+                    &json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": metadata,
+                            "spec": {"type": "service", "lifecycle": "production", "owner": "group:default/t"}}),
+                    Vec::new(),
+                )
+            })
+            .collect();
+        let update = FileUpdate {
+            path: "/o.yaml".into(),
+            hash: "o".into(),
+            entities,
+            ..FileUpdate::default()
+        };
+        store
+            .apply_refresh(&location.id, &[update], &[], &RefreshOutcome::Ok, OrphanPolicy::Delete, None)
+            .await
+            .unwrap();
+        let pages = |direction: SortDirection| {
+            let store = store.clone();
+            async move {
+                let mut names = Vec::new();
+                for page in 0..4 {
+                    let q = EntityQuery {
+                        order: vec![OrderField { field: "metadata.tags".into(), direction }],
+                        offset: page * 3,
+                        limit: Some(3),
+                        ..EntityQuery::default()
+                    };
+                    let found = store.query_entities(&q).await.unwrap();
+                    assert_eq!(found.total, 8);
+                    names.extend(found.entities.iter().map(|e| e.body["metadata"]["name"].as_str().unwrap().to_owned()));
+                }
+                names
+            }
+        };
+        // Smallest values: e0 m, e2 b, e3 b, e5 a, e6 m, e7 c; e1 and e4 have none.
+        assert_eq!(pages(SortDirection::Asc).await, ["e5", "e2", "e3", "e7", "e0", "e6", "e1", "e4"]);
+        assert_eq!(pages(SortDirection::Desc).await, ["e0", "e6", "e7", "e2", "e3", "e5", "e1", "e4"]);
+        // With a filter, and a page that starts among those without the key.
+        let q = EntityQuery {
+            filter: vec![vec![Filter { key: "spec.type".into(), values: vec!["service".into()] }]],
+            order: vec![OrderField { field: "metadata.tags".into(), direction: SortDirection::Asc }],
+            offset: 7,
+            limit: Some(5),
+            ..EntityQuery::default()
+        };
+        let found = store.query_entities(&q).await.unwrap();
+        let names: Vec<&str> = found.entities.iter().map(|e| e.body["metadata"]["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["e4"]);
+        // An entity with two of the values asked for comes once.
+        let q = EntityQuery {
+            filter: vec![vec![Filter { key: "metadata.tags".into(), values: vec!["z".into(), "b".into()] }]],
+            ..EntityQuery::default()
+        };
+        let found = store.query_entities(&q).await.unwrap();
+        let names: Vec<&str> = found.entities.iter().map(|e| e.body["metadata"]["name"].as_str().unwrap()).collect();
+        assert_eq!((found.total, names), (2, vec!["e2", "e3"]));
+        store.close().await;
+    }
 });
