@@ -96,14 +96,28 @@ const SCENARIOS: &[(&str, &str)] = &[
         "/entities/by-query?fullTextFilterTerm=billing-0{i:04}&fullTextFilterFields=metadata.name&limit=20",
     ),
     (
+        "by-query, filter, ordered by name, offset up to 40,000",
+        "/entities/by-query?filter=kind=component&orderField=metadata.name,asc&limit=25&offset={i}",
+    ),
+    (
         "entity-facets kind, type, lifecycle, owner",
         "/entity-facets?facet=kind&facet=spec.type&facet=spec.lifecycle&facet=spec.owner",
     ),
-    // Outside the catalog API: paths from the server's root.
+    // Outside the catalog API: paths from the server's root (the search
+    // API and the portal's pages).
     (
         "ranked search, two words",
         "/api/search?term=billing%20{i:04}",
     ),
+    (
+        "portal: explorer, kind and lifecycle, by name",
+        "/catalog?kind=component&lifecycle=production&sort=name",
+    ),
+    (
+        "portal: entity page",
+        "/catalog/default/component/orders-{i:06}",
+    ),
+    ("portal: group page", "/catalog/default/group/team-{i:05}"),
 ];
 
 fn query(base: &str, requests: usize, clients: usize) -> anyhow::Result<()> {
@@ -129,14 +143,19 @@ fn query(base: &str, requests: usize, clients: usize) -> anyhow::Result<()> {
                             let n = (i * 24) % 100_000;
                             let path = template
                                 .replace("{i:06}", &format!("{n:06}"))
-                                .replace("{i:04}", &format!("{:04}", i % 10_000));
+                                .replace("{i:04}", &format!("{:04}", i % 10_000))
+                                .replace("{i:05}", &format!("{:05}", i % 1_990))
+                                .replace("{i}", &format!("{}", (i * 25) % 40_000));
                             let started = std::time::Instant::now();
-                            let url = match path.strip_prefix("/api/") {
-                                Some(rest) => format!(
-                                    "{}/api/{rest}",
+                            // `/api/...` and the portal's `/catalog...` are
+                            // paths from the server's root.
+                            let url = if path.starts_with("/api/") || path.starts_with("/catalog") {
+                                format!(
+                                    "{}{path}",
                                     base.trim_end_matches('/').trim_end_matches("/api/catalog")
-                                ),
-                                None => format!("{base}{path}"),
+                                )
+                            } else {
+                                format!("{base}{path}")
                             };
                             let status = agent.get(url).call().map(|r| r.status().as_u16());
                             mine.push((

@@ -20,6 +20,7 @@ mod catalog;
 pub mod error;
 pub mod metrics;
 mod params;
+pub mod portal;
 
 pub use error::ApiError;
 
@@ -224,7 +225,9 @@ pub fn router(state: AppState) -> Router {
     }
     by_path
         .into_iter()
-        .fold(Router::new(), |r, (path, handler)| r.route(path, handler))
+        .fold(portal::routes(), |r, (path, handler)| {
+            r.route(path, handler)
+        })
         .layer(axum::middleware::from_fn(error::with_request))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

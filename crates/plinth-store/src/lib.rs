@@ -20,6 +20,7 @@ use sqlx::{AnyPool, Executor};
 mod dialect;
 mod jobs;
 mod migrations;
+mod overview;
 mod query;
 mod read;
 pub mod search;
@@ -29,6 +30,7 @@ mod write;
 
 pub use dialect::Dialect;
 pub use jobs::{Lease, now_ms};
+pub use overview::CatalogHealth;
 pub use plinth_model::{EntityRef, Relation, RelationType};
 pub use query::{
     EntityQuery, Filter, FilterSet, OrderField, Predicate, QueryPage, SearchHit, SortDirection,

@@ -36,6 +36,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "location_schedule",
         include_str!("../migrations/sqlite/0005_location_schedule.sql"),
     ),
+    (
+        6,
+        "overview",
+        include_str!("../migrations/sqlite/0006_overview.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema started where SQLite's fourth migration left it.
@@ -59,6 +64,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         4,
         "index_tables_without_foreign_keys",
         include_str!("../migrations/postgres/0004_index_tables_without_foreign_keys.sql"),
+    ),
+    (
+        5,
+        "overview",
+        include_str!("../migrations/postgres/0005_overview.sql"),
     ),
 ];
 

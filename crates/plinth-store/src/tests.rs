@@ -271,6 +271,76 @@ crate::on_both_stores!(dialect => {
         store.close().await;
     }
 
+    /// The home page's figures: problems, owners not in the catalog and the
+    /// newest changes, each up to date after every refresh.
+    async fn the_overview_follows_every_refresh() {
+        let scratch = Scratch::new(&format!("overview-{dialect:?}"));
+        let Some(db) = testing::TestDb::create(dialect, &scratch.0).await else {
+            return;
+        };
+        let store = db.open().await;
+        let location = store.add_location("file", "/a.yaml").await.unwrap();
+        let refresh = |files: Vec<FileUpdate>| {
+            let (store, id) = (store.clone(), location.id.clone());
+            async move {
+                store
+                    .apply_refresh(&id, &files, &[], &RefreshOutcome::Ok, OrphanPolicy::Delete, None)
+                    .await
+                    .unwrap()
+            }
+        };
+        refresh(vec![file("/a.yaml", 0..20)]).await;
+        let health = store.health().await.unwrap();
+        assert_eq!(health.with_problems, 0);
+        assert_eq!(health.without_owner(), 20);
+        assert_eq!(health.missing_owners.len(), 7);
+
+        // Three of the seven owners appear; one entity's new version is invalid.
+        let groups: Vec<NewEntity> = (0..3)
+            .map(|i| {
+                let name = format!("team-{i}");
+                NewEntity::new(
+                    EntityRef::new("group", "default", &name),
+                    &json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+                            "metadata": {"name": name, "namespace": "default"}, "spec": {"type": "team"}}),
+                    Vec::new(),
+                )
+            })
+            .collect();
+        let mut a = file("/a.yaml", 0..20);
+        a.entities.retain(|e| e.entity_ref.name() != "svc-1");
+        a.invalid = vec![(
+            EntityRef::new("component", "default", "svc-1"),
+            vec![json!({"type": "plinth.io/invalid", "level": "error", "message": "spec.owner: missing"})],
+        )];
+        let g = FileUpdate {
+            path: "/groups.yaml".into(),
+            hash: "g".into(),
+            entities: groups,
+            ..FileUpdate::default()
+        };
+        refresh(vec![a, g]).await;
+        let health = store.health().await.unwrap();
+        assert_eq!(health.with_problems, 1);
+        assert_eq!(
+            health.missing_owners,
+            vec![
+                ("group:default/team-3".to_owned(), 3),
+                ("group:default/team-4".to_owned(), 3),
+                ("group:default/team-5".to_owned(), 3),
+                ("group:default/team-6".to_owned(), 2),
+            ]
+        );
+        let problems = store.entities_with_problems(10).await.unwrap();
+        let refs: Vec<&str> = problems.iter().map(|e| e.entity_ref.as_str()).collect();
+        assert_eq!(refs, ["component:default/svc-1"]);
+        let recent = store.recently_changed(3).await.unwrap();
+        let refs: Vec<&str> = recent.iter().map(|e| e.entity_ref.as_str()).collect();
+        assert_eq!(refs, ["group:default/team-2", "group:default/team-1", "group:default/team-0"]);
+        assert_eq!(store.location_entity_count(&location.id).await.unwrap(), 23);
+        store.close().await;
+    }
+
     /// Ordering by a key walks its index: an entity sorts by its smallest
     /// value, those without the key come last, ties and the rest in stored
     /// order; pages join up across that boundary, both ways.

@@ -14,10 +14,16 @@
 //! - plain scalars resolve with the YAML 1.2 core schema, as Backstage does
 //!   (`yes` and `on` stay strings, `<<` is an ordinary key).
 //!
+//! [`to_yaml`] goes the other way, for showing entities as YAML.
+//!
 //! Pure: no I/O.
 
 use std::collections::HashMap;
 use std::fmt;
+
+mod emit;
+
+pub use emit::to_yaml;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 use serde_json::{Map, Number, Value};
@@ -528,6 +534,11 @@ impl Builder {
             }
         }
     }
+}
+
+/// What a plain scalar reads as.
+fn resolve_plain(text: &str) -> Value {
+    resolve_scalar(text, ScalarStyle::Plain, None)
 }
 
 /// Resolves a scalar with the YAML 1.2 core schema, the schema Backstage's

@@ -148,3 +148,79 @@ proptest::proptest! {
         let _ = parse_documents(&text, &Limits::default());
     }
 }
+
+mod emit {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(v: &Value) {
+        let text = to_yaml(v);
+        let docs = parse_documents(&text, &Limits::default());
+        assert_eq!(docs.len(), 1, "one document for {v}:\n{text}");
+        match &docs[0] {
+            Ok(doc) => assert_eq!(&doc.value, v, "read back from:\n{text}"),
+            Err(e) => panic!("{e} in:\n{text}"),
+        }
+    }
+
+    #[test]
+    fn entities_read_as_people_write_them() {
+        let entity = json!({
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "API",
+            "metadata": {"name": "checkout-api", "tags": ["rest", "openapi"], "annotations": {"a/b": "yes", "n": "1"}, "links": []},
+            "spec": {"type": "openapi", "definition": "openapi: 3.0.3\ninfo:\n  title: x\n", "empty": "", "colon": "a: b", "none": null}
+        });
+        assert_eq!(
+            to_yaml(&entity),
+            "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: checkout-api\n  tags:\n  - rest\n  - openapi\n  annotations:\n    a/b: yes\n    n: \"1\"\n  links: []\nspec:\n  type: openapi\n  definition: |\n    openapi: 3.0.3\n    info:\n      title: x\n  empty: \"\"\n  colon: \"a: b\"\n  none: null\n"
+        );
+        round_trip(&entity);
+    }
+
+    #[test]
+    fn awkward_strings_and_shapes_read_back() {
+        for v in [
+            json!("true"),
+            json!("- x"),
+            json!("#x"),
+            json!("x #y"),
+            json!(" lead"),
+            json!("two\nlines"),
+            json!("ends\n\n"),
+            json!("tab\tinside\nx"),
+            json!("cr\r\nlf"),
+            json!("0x1F"),
+            json!("1e3"),
+            json!(".inf"),
+            json!([[1, [2]], {"a": [{"b": {}}]}, []]),
+            json!({"multi\nline key": "v", "": 1}),
+        ] {
+            round_trip(&v);
+        }
+    }
+
+    fn values() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "\\PC{0,12}".prop_map(Value::String),
+            "[ a-z:#\\-\n\t'\"{}]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z: \\-]{0,6}", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_value_reads_back(v in values()) {
+            round_trip(&v);
+        }
+    }
+}

@@ -106,6 +106,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     schedule.release_dead_leases(&state.store).await?;
     schedule.run_due(&state).await;
     eprintln!("plinth: serving the catalog API on http://{addr}/api/catalog");
+    eprintln!("plinth: the portal is at http://{addr}/");
 
     let scheduled = state.clone();
     tokio::spawn(async move {

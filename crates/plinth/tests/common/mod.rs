@@ -97,6 +97,8 @@ impl Drop for Scratch {
 #[allow(unused_imports)] // not every test binary skips
 pub use plinth_store::testing::unavailable;
 
+pub mod browser;
+
 /// Copies the test's npm package (`tests/<name>/`: `files`) into the target
 /// directory and installs it there once (`npm ci` when a lockfile is among
 /// the files, else `npm install`); `None` when npm fails (no registry?).
