@@ -387,3 +387,61 @@ fn a_person_finds_explores_follows_and_registers_in_chromium() {
     save_screenshot(&browser, "graph");
     drop(demo);
 }
+
+/// Every main page, in both themes, passes axe-core's WCAG 2 A and AA rules
+/// (labels, names, contrast, landmarks, ARIA) in real Chromium.
+#[test]
+fn main_pages_pass_an_accessibility_audit_in_both_themes() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let Some(axe_dir) = common::npm_package(
+        "portal_a11y",
+        &["package.json", "package-lock.json"],
+        "axe-core",
+    ) else {
+        common::unavailable("axe-core from the npm registry");
+        return;
+    };
+    let axe = std::fs::read_to_string(axe_dir.join("node_modules/axe-core/axe.min.js")).unwrap();
+    let demo = Demo::start("portal-a11y");
+    let pages = [
+        "/?group=checkout-team",
+        "/search?q=checkout",
+        "/catalog?kind=component&sort=name",
+        "/catalog/default/api/checkout-api",
+        "/catalog/default/component/checkout-service?depth=2",
+        "/catalog/default/group/checkout-team",
+        "/catalog/default/user/amara.nwosu",
+        "/locations",
+    ];
+    let mut found = Vec::new();
+    for theme in ["light", "dark"] {
+        for page in pages {
+            browser.goto(&format!("{}{page}", demo.root));
+            browser.find("main h1");
+            browser.script(&format!(
+                "document.documentElement.dataset.theme = '{theme}'; return true"
+            ));
+            browser.script(&format!("{axe}\nreturn true;"));
+            let violations = browser.script_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+                   .then(r => done(r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at '
+                       + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))))
+                   .catch(e => done(['axe failed: ' + e]));",
+            );
+            for v in violations.as_array().expect("a list of violations") {
+                found.push(format!(
+                    "{theme} {page}: {}",
+                    v.as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "accessibility violations:\n{}",
+        found.join("\n")
+    );
+}

@@ -115,7 +115,7 @@ impl Graph {
             );
         }
         format!(
-            r#"<svg class="graph" viewBox="0 0 {w:.0} {h:.0}" role="img" aria-labelledby="graph-title" xmlns="http://www.w3.org/2000/svg"><title id="graph-title">Relations of {}</title><g class="edges">{edges}</g><g class="nodes">{nodes}</g>{note}</svg>"#,
+            r#"<svg class="graph" viewBox="0 0 {w:.0} {h:.0}" role="group" aria-labelledby="graph-title" xmlns="http://www.w3.org/2000/svg"><title id="graph-title">Relations of {}</title><g class="edges">{edges}</g><g class="nodes">{nodes}</g>{note}</svg>"#,
             escape(centre_ref)
         )
     }

@@ -228,6 +228,16 @@ impl Browser {
         )
     }
 
+    /// Runs a script that calls its last argument with its answer (for
+    /// promises); that answer.
+    pub fn script_async(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
     /// A PNG of the whole window.
     pub fn screenshot(&self) -> Vec<u8> {
         let b64 = self.call("GET", "/screenshot", None);
