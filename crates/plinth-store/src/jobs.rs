@@ -45,11 +45,40 @@ impl Store {
         now: i64,
         lease_until: i64,
     ) -> Result<Option<Location>, StoreError> {
+        self.claim_due(holder, now, lease_until, false).await
+    }
+
+    /// [`Store::claim_due_location`] among locations never refreshed yet
+    /// (registered at start), the ones a server reads before it listens.
+    pub async fn claim_due_new_location(
+        &self,
+        holder: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Option<Location>, StoreError> {
+        self.claim_due(holder, now, lease_until, true).await
+    }
+
+    async fn claim_due(
+        &self,
+        holder: &str,
+        now: i64,
+        lease_until: i64,
+        only_new: bool,
+    ) -> Result<Option<Location>, StoreError> {
         const DUE: &str = "SELECT id FROM locations
              WHERE next_refresh_at <= ? AND (lease_until IS NULL OR lease_until < ?)
              ORDER BY next_refresh_at, id LIMIT 1";
+        const DUE_NEW: &str = "SELECT id FROM locations
+             WHERE next_refresh_at <= ? AND (lease_until IS NULL OR lease_until < ?) AND refreshed_at IS NULL
+             ORDER BY next_refresh_at, id LIMIT 1";
+        let due_sql = if only_new {
+            sql!(self.dialect, DUE_NEW)
+        } else {
+            sql!(self.dialect, DUE)
+        };
         // Most polls find nothing due: a read, without the write turn.
-        let due: Option<String> = sqlx::query_scalar(sql!(self.dialect, DUE))
+        let due: Option<String> = sqlx::query_scalar(due_sql)
             .bind(now)
             .bind(now)
             .fetch_optional(&self.pool)
@@ -59,7 +88,7 @@ impl Store {
         }
         let mut tx = self.begin_write().await?;
         // Again under the write turn: another replica may have taken it.
-        let due: Option<String> = sqlx::query_scalar(sql!(self.dialect, DUE))
+        let due: Option<String> = sqlx::query_scalar(due_sql)
             .bind(now)
             .bind(now)
             .fetch_optional(&mut *tx)

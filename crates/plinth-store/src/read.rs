@@ -212,6 +212,20 @@ impl Store {
         })
     }
 
+    /// Which of these references name entities in the catalog.
+    pub async fn existing_refs(&self, refs: &[String]) -> Result<Vec<String>, StoreError> {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_scalar(sql!(
+            self.dialect,
+            "SELECT ref FROM entities WHERE ref IN (SELECT value FROM json_each(?))"
+        ))
+        .bind(Value::from(refs.to_vec()).to_string())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Entities for each reference, in the same order, `None` where absent.
     pub async fn entities_by_refs(
         &self,

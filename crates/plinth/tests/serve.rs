@@ -59,3 +59,48 @@ fn bad_arguments_say_what_to_change() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot listen on not-an-address"), "{err}");
 }
+
+/// Stderr lines until one starts with `prefix` (that one excluded).
+fn lines_until(server: &Server, prefix: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let line = server
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no line starting {prefix:?} after {seen:#?}"));
+        if line.starts_with(prefix) {
+            return seen;
+        }
+        seen.push(line);
+    }
+}
+
+#[test]
+fn a_new_location_is_read_before_serving_a_known_one_after() {
+    let scratch = Scratch::new("serve-start-order");
+    let catalog = scratch.0.join("catalog");
+    common::write_components(&catalog, 3);
+    std::fs::write(
+        scratch.0.join("plinth.toml"),
+        "[catalog]\nrefresh_interval_seconds = 1\n",
+    )
+    .unwrap();
+    let data = scratch.0.join("data");
+    let refreshed = |lines: &[String]| lines.iter().any(|l| l.contains("refreshed dir:"));
+
+    // First start: the location is new, and read before the server answers.
+    let mut first = Server::start(&scratch.0, &data, &["--catalog", "catalog"]);
+    let before = lines_until(&first, "plinth: serving");
+    assert!(refreshed(&before), "{before:#?}");
+    first.kill();
+
+    // Restart once it is due again: the server answers first, from what the
+    // store holds, and the refresh follows.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let second = Server::start(&scratch.0, &data, &["--catalog", "catalog"]);
+    let before = lines_until(&second, "plinth: serving");
+    assert!(!refreshed(&before), "{before:#?}");
+    let followed = std::iter::from_fn(|| second.lines.recv_timeout(Duration::from_secs(30)).ok())
+        .any(|l| l.contains("refreshed dir:") && l.contains("unchanged=3"));
+    assert!(followed, "the due refresh runs after the server answers");
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Most nodes drawn on a ring; the rest are counted in a note.
-const MAX_RING: usize = 24;
+pub(crate) const MAX_RING: usize = 24;
 /// Most depth-2 nodes drawn per depth-1 node.
 const MAX_FAN: usize = 6;
 

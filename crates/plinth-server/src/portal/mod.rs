@@ -63,6 +63,13 @@ const SORTS: [(&str, &str); 6] = [
 
 const PAGE_SIZES: [u64; 3] = [25, 50, 100];
 
+/// Most entities of one relation an entity page names with their titles
+/// (the rest are listed by reference).
+const MAX_NAMED: usize = 50;
+
+/// Most values a picker lists (the most used ones).
+const MAX_OPTIONS: usize = 200;
+
 /// Fields the explorer's text filter looks in.
 const TEXT_FIELDS: [&str; 4] = [
     "metadata.name",
@@ -539,9 +546,23 @@ async fn explorer(
     let mut facets = Vec::new();
     for (param, key, label) in FACETS {
         let scope: &[String] = if param == "type" { &kinds } else { &[] };
-        let values = state.store.facet_values(key, scope).await?;
+        let mut values = state.store.facet_values(key, scope).await?;
         let selected: Vec<String> = get(param).iter().map(|v| v.to_lowercase()).collect();
         let counted = matches!(param, "kind" | "type");
+        // A picker of thousands (owners in a large organisation) would be
+        // most of the page: the most used values, and those chosen.
+        let known = values.len();
+        if known > MAX_OPTIONS {
+            let mut by_use = values.clone();
+            by_use.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let keep: std::collections::HashSet<String> = by_use
+                .into_iter()
+                .take(MAX_OPTIONS)
+                .map(|(v, _)| v)
+                .chain(selected.iter().cloned())
+                .collect();
+            values.retain(|(v, _)| keep.contains(v));
+        }
         let options: Vec<Value> = values
             .iter()
             .map(|(value, n)| {
@@ -549,7 +570,12 @@ async fn explorer(
                 json!({"value": value, "label": shown, "count": if counted { Some(n) } else { None }, "selected": selected.contains(value)})
             })
             .collect();
-        facets.push(json!({"param": param, "label": label, "options": options}));
+        facets.push(json!({
+            "param": param,
+            "label": label,
+            "options": options,
+            "more": known.saturating_sub(MAX_OPTIONS),
+        }));
     }
 
     // The current view as query pairs, to build links that change one thing.
@@ -668,28 +694,56 @@ async fn entity_page(
     };
     let b = &e.body;
 
-    // Neighbours, loaded once: for the graph (whether they exist, and their
-    // own relations at depth 2) and for the group and user sections.
+    // Neighbours: whether each exists (one index lookup for all), and the
+    // bodies of those drawn in the graph or listed with their names. A team
+    // owning thousands of entities costs its page a lookup per entity,
+    // not a body per entity.
     let mut neighbour_refs: Vec<String> = e.relations.iter().map(|(_, t)| t.clone()).collect();
     neighbour_refs.sort();
     neighbour_refs.dedup();
-    let neighbours: Vec<Option<StoredEntity>> = if neighbour_refs.is_empty() {
-        Vec::new()
+    let existing: std::collections::HashSet<String> = state
+        .store
+        .existing_refs(&neighbour_refs)
+        .await?
+        .into_iter()
+        .collect();
+    let mut wanted: Vec<String> = neighbour_refs
+        .iter()
+        .filter(|r| existing.contains(*r))
+        .take(graph::MAX_RING)
+        .cloned()
+        .collect();
+    for t in ["hasMember", "memberOf", "childOf", "parentOf"] {
+        wanted.extend(
+            e.relations
+                .iter()
+                .filter(|(ty, target)| ty == t && existing.contains(target))
+                .take(MAX_NAMED)
+                .map(|(_, target)| target.clone()),
+        );
+    }
+    wanted.sort();
+    wanted.dedup();
+    let loaded: std::collections::HashMap<String, StoredEntity> = if wanted.is_empty() {
+        Default::default()
     } else {
-        state.store.entities_by_refs(&neighbour_refs).await?
+        state
+            .store
+            .entities_by_refs(&wanted)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|n| (n.entity_ref.clone(), n))
+            .collect()
     };
-    let found = |r: &str| -> Option<&StoredEntity> {
-        neighbour_refs
-            .binary_search_by(|x| x.as_str().cmp(r))
-            .ok()
-            .and_then(|i| neighbours[i].as_ref())
-    };
-    let graph = entity_graph(&e, &neighbour_refs, &found, depth);
+    let found = |r: &str| -> Option<&StoredEntity> { loaded.get(r) };
+    let exists = |r: &str| existing.contains(r);
+    let graph = entity_graph(&e, &neighbour_refs, &exists, &found, depth);
 
     let mut relation_groups: Vec<Value> = Vec::new();
     for (t, target) in &e.relations {
         let mut l = link(target);
-        l["missing"] = json!(found(target).is_none());
+        l["missing"] = json!(!exists(target));
         match relation_groups.iter_mut().find(|g| g["type"] == t.as_str()) {
             Some(g) => g["targets"]
                 .as_array_mut()
@@ -816,12 +870,13 @@ async fn entity_page(
 fn entity_graph<'a>(
     e: &StoredEntity,
     neighbour_refs: &[String],
+    exists: &dyn Fn(&str) -> bool,
     found: &dyn Fn(&str) -> Option<&'a StoredEntity>,
     depth: u8,
 ) -> String {
     let node = |r: &str| Node {
         entity_ref: r.to_owned(),
-        href: found(r).map(|_| entity_href(r)),
+        href: exists(r).then(|| entity_href(r)),
     };
     let mut graph = Graph {
         centre: e.entity_ref.clone(),

@@ -100,19 +100,21 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         data_dir.display(),
         schedule.replica
     );
-    // What is due runs now (new locations are due at once); what a dead
-    // process on this host held is free at once, so a restart does not
-    // wait for its old lease.
+    // Locations never read (registered now) are read before the server
+    // answers, so its first answers hold them; what else is due runs just
+    // after, while it serves what the store holds (a restart on a large
+    // store is ready at once). What a dead process on this host held is
+    // free at once, so a restart does not wait for its old lease.
     schedule.release_dead_leases(&state.store).await?;
-    schedule.run_due(&state).await;
+    schedule.run_due(&state, Due::New).await;
     eprintln!("plinth: serving the catalog API on http://{addr}/api/catalog");
     eprintln!("plinth: the portal is at http://{addr}/");
 
     let scheduled = state.clone();
     tokio::spawn(async move {
         loop {
+            schedule.run_due(&scheduled, Due::All).await;
             tokio::time::sleep(schedule.poll()).await;
-            schedule.run_due(&scheduled).await;
         }
     });
     plinth_server::serve(listener, state, async {
@@ -140,6 +142,14 @@ fn init_logging(args: &ServeArgs) -> anyhow::Result<()> {
         LogFormat::Json => registry.with(fmt.json()).try_init(),
     }
     .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
+}
+
+/// Which due locations a pass of the schedule takes.
+#[derive(Debug, Clone, Copy)]
+enum Due {
+    /// Only those never refreshed (registered at start).
+    New,
+    All,
 }
 
 /// Scheduled refreshes, shared with the other replicas on the database:
@@ -188,16 +198,27 @@ impl Schedule {
 
     /// Takes and runs due jobs, one at a time, until none is left; problems
     /// are logged, not fatal.
-    async fn run_due(&self, state: &AppState) {
+    async fn run_due(&self, state: &AppState, which: Due) {
         // A refresh that failed stays due; it waits for the next poll
         // rather than being taken again at once, again and again.
         let mut failed = std::collections::HashSet::new();
         loop {
             let now = plinth_store::now_ms();
-            let claimed = state
-                .store
-                .claim_due_location(&self.replica, now, now + Self::ms(self.lease))
-                .await;
+            let until = now + Self::ms(self.lease);
+            let claimed = match which {
+                Due::New => {
+                    state
+                        .store
+                        .claim_due_new_location(&self.replica, now, until)
+                        .await
+                }
+                Due::All => {
+                    state
+                        .store
+                        .claim_due_location(&self.replica, now, until)
+                        .await
+                }
+            };
             let location = match claimed {
                 Ok(Some(location)) => location,
                 Ok(None) => return,
