@@ -20,7 +20,7 @@ mod catalog;
 pub mod error;
 pub mod metrics;
 mod params;
-pub mod portal;
+mod portal;
 
 pub use error::ApiError;
 

@@ -6,6 +6,8 @@
 use plinth_yaml::{Limits, parse_documents};
 use serde_json::{Map, Value, json};
 
+use super::text as text_of;
+
 /// The view of a definition, for the entity page's template: `format` is
 /// `openapi`, `asyncapi` or `text`.
 pub fn view(api_type: &str, definition: &str) -> Value {
@@ -251,14 +253,6 @@ fn resolve(doc: &Value, v: &Value) -> Value {
 
 fn unescape_pointer(s: &str) -> String {
     s.replace("~1", "/").replace("~0", "~")
-}
-
-fn text_of(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]

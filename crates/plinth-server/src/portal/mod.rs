@@ -27,7 +27,7 @@ use crate::params::pairs;
 mod apidoc;
 mod graph;
 
-pub use graph::{Graph, Node};
+use graph::{Graph, Node};
 
 /// The portal's routes (HTML, not part of the OpenAPI document).
 pub(crate) fn routes() -> Router<AppState> {
@@ -67,7 +67,8 @@ const PAGE_SIZES: [u64; 3] = [25, 50, 100];
 /// (the rest are listed by reference).
 const MAX_NAMED: usize = 50;
 
-/// Most values a picker lists (the most used ones).
+/// Most values a picker lists (the most used ones), and most group names
+/// suggested on the home page.
 const MAX_OPTIONS: usize = 200;
 
 /// Fields the explorer's text filter looks in.
@@ -230,7 +231,7 @@ fn is_htmx(headers: &HeaderMap) -> bool {
 }
 
 /// Where an entity's page is.
-pub fn entity_href(entity_ref: &str) -> String {
+fn entity_href(entity_ref: &str) -> String {
     match entity_ref.parse::<EntityRef>() {
         Ok(r) => format!(
             "/catalog/{}/{}/{}",
@@ -327,10 +328,12 @@ async fn home(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): 
     let chosen = asked.clone().or_else(|| cookie(&headers, GROUP_COOKIE));
     let store = &state.store;
 
+    // Suggestions for the group box; any name can still be typed.
     let group_names: Vec<String> = store
         .facet_values("metadata.name", &["group".to_owned()])
         .await?
         .into_iter()
+        .take(MAX_OPTIONS)
         .map(|(name, _)| name)
         .collect();
 
