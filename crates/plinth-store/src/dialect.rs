@@ -45,8 +45,10 @@ pub(crate) use sql;
 ///   as `a.value ->> i`) becomes `jsonb_array_elements(CAST(X AS jsonb)) AS
 ///   a(value)`;
 /// - `json_each(X)` without an alias (a JSON array of scalars, used as
-///   `value`) becomes `jsonb_array_elements_text(…) AS j(value)`, so the
-///   values are text as in SQLite (cast them where integers are needed);
+///   `value`) becomes `plinth_texts(X) AS j(value)`, so the values are text
+///   as in SQLite (cast them where integers are needed); the function (a
+///   migration) is `jsonb_array_elements_text` with a small row estimate,
+///   so the planner probes indexes for such lists;
 /// - `instr(` becomes `strpos(` (same argument order).
 ///
 /// Text inside single quotes is left alone.
@@ -111,9 +113,9 @@ fn rewrite_one<'a>(rest: &'a str, out: &mut String, next: &mut usize) -> Option<
                 after_alias
             }
             None => {
-                out.push_str("jsonb_array_elements_text(CAST(");
+                out.push_str("plinth_texts(");
                 rewrite(arg, out, next);
-                out.push_str(" AS jsonb)) AS j(value)");
+                out.push_str(") AS j(value)");
                 tail
             }
         });
@@ -159,7 +161,7 @@ mod tests {
             to_postgres(
                 "DELETE FROM x WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?)) AND y = ?"
             ),
-            "DELETE FROM x WHERE id IN (SELECT CAST(value AS BIGINT) FROM jsonb_array_elements_text(CAST($1 AS jsonb)) AS j(value)) AND y = $2"
+            "DELETE FROM x WHERE id IN (SELECT CAST(value AS BIGINT) FROM plinth_texts($1) AS j(value)) AND y = $2"
         );
         assert_eq!(
             to_postgres("INSERT INTO t SELECT ?, u.value ->> 0 FROM json_each(?) AS u WHERE true"),
@@ -167,7 +169,7 @@ mod tests {
         );
         assert_eq!(
             to_postgres("EXISTS (SELECT 1 FROM json_each(f.targets) WHERE value = ?)"),
-            "EXISTS (SELECT 1 FROM jsonb_array_elements_text(CAST(f.targets AS jsonb)) AS j(value) WHERE value = $1)"
+            "EXISTS (SELECT 1 FROM plinth_texts(f.targets) AS j(value) WHERE value = $1)"
         );
     }
 

@@ -70,6 +70,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "overview",
         include_str!("../migrations/postgres/0005_overview.sql"),
     ),
+    (
+        6,
+        "reference_lists",
+        include_str!("../migrations/postgres/0006_reference_lists.sql"),
+    ),
 ];
 
 pub(crate) async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
