@@ -145,38 +145,31 @@ impl Store {
         if let Some(CachedAnswer::Facet(values)) = self.cache.get(version, &cache_key) {
             return Ok(values);
         }
-        let placeholders = vec!["?"; kinds.len()].join(", ");
+        // Among entities of the given kinds: a probe of the entity's kind row.
+        let of_kinds = |entity_id: &str| {
+            if kinds.is_empty() {
+                return String::new();
+            }
+            let placeholders = vec!["?"; kinds.len()].join(", ");
+            format!(
+                " AND EXISTS (SELECT 1 FROM search k WHERE k.entity_id = {entity_id} AND k.key = 'kind' AND k.value IN ({placeholders}))"
+            )
+        };
         let (sql, first) = match key.strip_prefix("relations.") {
-            Some(kind) => {
-                let of_kinds = if kinds.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " AND EXISTS (SELECT 1 FROM search k WHERE k.entity_id = r.origin_id AND k.key = 'kind' AND k.value IN ({placeholders}))"
-                    )
-                };
-                (
-                    format!(
-                        "SELECT r.target_ref, COUNT(*) FROM relations r WHERE r.type_key = ?{of_kinds} GROUP BY r.target_ref ORDER BY r.target_ref"
-                    ),
-                    kind.to_lowercase(),
-                )
-            }
-            None => {
-                let of_kinds = if kinds.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " AND EXISTS (SELECT 1 FROM search k WHERE k.entity_id = s.entity_id AND k.key = 'kind' AND k.value IN ({placeholders}))"
-                    )
-                };
-                (
-                    format!(
-                        "SELECT s.value, COUNT(*) FROM search s WHERE s.key = ? AND s.value IS NOT NULL{of_kinds} GROUP BY s.value ORDER BY s.value"
-                    ),
-                    key.to_lowercase(),
-                )
-            }
+            Some(kind) => (
+                format!(
+                    "SELECT r.target_ref, COUNT(*) FROM relations r WHERE r.type_key = ?{} GROUP BY r.target_ref ORDER BY r.target_ref",
+                    of_kinds("r.origin_id")
+                ),
+                kind.to_lowercase(),
+            ),
+            None => (
+                format!(
+                    "SELECT s.value, COUNT(*) FROM search s WHERE s.key = ? AND s.value IS NOT NULL{} GROUP BY s.value ORDER BY s.value",
+                    of_kinds("s.entity_id")
+                ),
+                key.to_lowercase(),
+            ),
         };
         let mut q = sqlx::query(self.dialect.sql(sql)).bind(first);
         for k in kinds {

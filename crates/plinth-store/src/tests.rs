@@ -338,6 +338,25 @@ crate::on_both_stores!(dialect => {
         let refs: Vec<&str> = recent.iter().map(|e| e.entity_ref.as_str()).collect();
         assert_eq!(refs, ["group:default/team-2", "group:default/team-1", "group:default/team-0"]);
         assert_eq!(store.location_entity_count(&location.id).await.unwrap(), 23);
+        // Pickers' values: over the catalog, or among entities of some kinds.
+        let values = |key: &'static str, kinds: &'static [&'static str]| {
+            let store = store.clone();
+            async move {
+                let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+                store.facet_values(key, &kinds).await.unwrap()
+            }
+        };
+        let counted = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+            pairs.iter().map(|(v, n)| (v.to_string(), *n)).collect()
+        };
+        assert_eq!(values("kind", &[]).await, counted(&[("component", 20), ("group", 3)]));
+        assert_eq!(values("spec.type", &["group"]).await, counted(&[("team", 3)]));
+        assert_eq!(values("spec.type", &["component"]).await, counted(&[("service", 20)]));
+        assert_eq!(values("relations.ownedby", &["group"]).await, counted(&[]));
+        let owners = values("relations.ownedby", &["component"]).await;
+        assert_eq!(owners.len(), 7);
+        assert_eq!(owners[6], ("group:default/team-6".to_owned(), 2));
+        assert_eq!(values("relations.ownedby", &[]).await, owners);
         store.close().await;
     }
 
