@@ -34,6 +34,8 @@ pub struct IngestOptions {
     /// Directories that file and dir locations, and the targets of Location
     /// entities, must stay inside.
     pub allowed_roots: Vec<PathBuf>,
+    /// Files handed to the store together; 0 means [`BATCH_FILES`].
+    pub batch_files: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -265,29 +267,41 @@ async fn refresh(
     let started = std::time::Instant::now();
     let previous = store.location_files(&location.id).await?;
     let (loc, opts) = (location.clone(), options.clone());
-    let plan = tokio::task::spawn_blocking(move || {
+    // Batches go from the reading threads to this task, which writes each
+    // while the next is read; the channel holds one, so memory stays at a
+    // few batches however large the location.
+    let (batches, mut incoming) = tokio::sync::mpsc::channel::<Batch>(1);
+    let reader = tokio::task::spawn_blocking(move || {
         let origin = format!("{}:{}", loc.kind, loc.target);
-        read_location(&loc, &opts, &previous, &origin)
-    })
-    .await
-    .map_err(|e| IngestError::Task(e.to_string()))?;
-    let read = started.elapsed();
-    let summary = store
-        .apply_refresh(
-            &location.id,
-            &plan.files,
-            &plan.unchanged,
-            &plan.outcome,
-            options.orphans,
-            lease,
-        )
-        .await?;
-    // Where a slow refresh spends its time: reading and preparing on every
-    // core, or writing (the store logs its own steps).
+        read_location(&loc, &opts, &previous, &origin, &mut |batch| {
+            batches.blocking_send(batch).is_ok()
+        })
+    });
+    let mut writer = store.refresh_writer(&location.id, options.orphans, lease);
+    let mut waited = std::time::Duration::ZERO;
+    let written = async {
+        loop {
+            let asked = std::time::Instant::now();
+            let Some(batch) = incoming.recv().await else {
+                break;
+            };
+            waited += asked.elapsed();
+            writer.write(&batch.files, &batch.unchanged).await?;
+        }
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    // On an error the reader stops at its next batch.
+    drop(incoming);
+    let plan = reader.await.map_err(|e| IngestError::Task(e.to_string()))?;
+    written?;
+    let summary = writer.finish(&plan.outcome).await?;
+    // Where a slow refresh spends its time: waiting for the reading
+    // threads, or writing (the store logs its own steps).
     tracing::debug!(
         location.id = %location.id,
-        read_ms = read.as_millis() as u64,
-        write_ms = (started.elapsed() - read).as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        waiting_for_reads_ms = waited.as_millis() as u64,
         "refresh timed"
     );
     Ok(RefreshReport {
@@ -298,25 +312,35 @@ async fn refresh(
     })
 }
 
-struct Plan {
+/// Files handed to the store together by default: enough to amortise each
+/// statement, few enough that a batch of prepared entities stays small.
+pub const BATCH_FILES: usize = 1_000;
+
+/// Part of a location's files, in the order of the walk.
+struct Batch {
     files: Vec<FileUpdate>,
     unchanged: Vec<Unchanged>,
+}
+
+/// What reading a location gave, besides its batches.
+struct Plan {
     files_read: usize,
     outcome: RefreshOutcome,
     findings: Vec<Finding>,
 }
 
-/// `origin` is the registered location, as `type:target`, for the
-/// `managed-by-origin-location` annotation.
+/// Reads a location, handing each batch of files to `sink` as it is read;
+/// stops early when `sink` answers `false`. `origin` is the registered
+/// location, as `type:target`, for the `managed-by-origin-location`
+/// annotation.
 fn read_location(
     location: &Location,
     options: &IngestOptions,
     previous: &HashMap<String, KnownFile>,
     origin: &str,
+    sink: &mut dyn FnMut(Batch) -> bool,
 ) -> Plan {
     let failed = |message: String| Plan {
-        files: Vec::new(),
-        unchanged: Vec::new(),
         files_read: 0,
         outcome: RefreshOutcome::Failed(message),
         findings: Vec::new(),
@@ -344,7 +368,7 @@ fn read_location(
             allowed_roots: vec![checkout],
             ..options.clone()
         };
-        return read_location(&local, &scoped, previous, origin);
+        return read_location(&local, &scoped, previous, origin, sink);
     }
     let target = absolute(Path::new(&location.target));
     if !options.allowed_roots.is_empty()
@@ -380,15 +404,13 @@ fn read_location(
 
     let fingerprint = options.read.kinds.declared().join(",");
     let mut plan = Plan {
-        files: Vec::new(),
-        unchanged: Vec::new(),
         files_read: 0,
         outcome: RefreshOutcome::Ok,
         findings: Vec::new(),
     };
     // Breadth first, one wave of files at a time, each wave read on every
-    // core; results keep the order of a sequential walk, so which file
-    // defines an entity first never depends on timing.
+    // core a batch at a time; batches keep the order of a sequential walk,
+    // so which file defines an entity first never depends on timing.
     let mut wave: Vec<(PathBuf, bool)> = roots;
     let mut seen = HashSet::new();
     while !wave.is_empty() {
@@ -402,42 +424,58 @@ fn read_location(
                 seen.insert(key.clone()).then_some((path, key, explicit))
             })
             .collect();
-        let read = files::parallel_map(&todo, |(path, key, explicit)| {
-            read_one(
-                path,
-                key,
-                *explicit,
-                &fingerprint,
-                previous,
-                origin,
-                options,
-            )
-        });
-        for ((_, key, _), outcome) in todo.into_iter().zip(read) {
-            if !matches!(outcome, Read::Unchanged { read: false, .. }) {
-                plan.files_read += 1;
-            }
-            match outcome {
-                Read::Unreadable(finding) => {
-                    plan.findings.push(finding);
-                    // Unreadable: keep what it gave last time.
-                    if previous.contains_key(&key) {
-                        plan.unchanged.push(Unchanged {
-                            path: key,
-                            stat: None,
+        let batch_files = match options.batch_files {
+            0 => BATCH_FILES,
+            n => n,
+        };
+        for part in todo.chunks(batch_files) {
+            let read = files::parallel_map(part, |(path, key, explicit)| {
+                read_one(
+                    path,
+                    key,
+                    *explicit,
+                    &fingerprint,
+                    previous,
+                    origin,
+                    options,
+                )
+            });
+            let mut batch = Batch {
+                files: Vec::new(),
+                unchanged: Vec::new(),
+            };
+            for ((_, key, _), outcome) in part.iter().zip(read) {
+                if !matches!(outcome, Read::Unchanged { read: false, .. }) {
+                    plan.files_read += 1;
+                }
+                match outcome {
+                    Read::Unreadable(finding) => {
+                        plan.findings.push(finding);
+                        // Unreadable: keep what it gave last time.
+                        if previous.contains_key(key) {
+                            batch.unchanged.push(Unchanged {
+                                path: key.clone(),
+                                stat: None,
+                            });
+                        }
+                    }
+                    Read::Unchanged { targets, stat, .. } => {
+                        wave.extend(targets.into_iter().map(|t| (PathBuf::from(t), true)));
+                        batch.unchanged.push(Unchanged {
+                            path: key.clone(),
+                            stat,
                         });
                     }
+                    Read::NotCatalog => {}
+                    Read::Changed(update, findings) => {
+                        plan.findings.extend(findings);
+                        wave.extend(update.targets.iter().map(|t| (PathBuf::from(t), true)));
+                        batch.files.push(update);
+                    }
                 }
-                Read::Unchanged { targets, stat, .. } => {
-                    wave.extend(targets.into_iter().map(|t| (PathBuf::from(t), true)));
-                    plan.unchanged.push(Unchanged { path: key, stat });
-                }
-                Read::NotCatalog => {}
-                Read::Changed(update, findings) => {
-                    plan.findings.extend(findings);
-                    wave.extend(update.targets.iter().map(|t| (PathBuf::from(t), true)));
-                    plan.files.push(update);
-                }
+            }
+            if !sink(batch) {
+                return plan; // the writer stopped: its error is the answer
             }
         }
     }

@@ -23,6 +23,7 @@ mod migrations;
 mod overview;
 mod query;
 mod read;
+mod refresh;
 pub mod search;
 pub mod testing;
 pub mod transfer;
@@ -35,6 +36,7 @@ pub use plinth_model::{EntityRef, Relation, RelationType};
 pub use query::{
     EntityQuery, Filter, FilterSet, OrderField, Predicate, QueryPage, SearchHit, SortDirection,
 };
+pub use refresh::RefreshWriter;
 pub use write::{
     FileUpdate, KnownFile, NewEntity, OrphanPolicy, RefreshOutcome, RefreshSummary, Unchanged,
 };

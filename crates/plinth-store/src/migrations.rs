@@ -41,6 +41,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "overview",
         include_str!("../migrations/sqlite/0006_overview.sql"),
     ),
+    (
+        7,
+        "index_tables_without_foreign_keys",
+        include_str!("../migrations/sqlite/0007_index_tables_without_foreign_keys.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema started where SQLite's fourth migration left it.

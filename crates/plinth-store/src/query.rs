@@ -626,7 +626,7 @@ impl Store {
             } else if unfiltered {
                 // Rows are unique per entity, key and value: count the index.
                 (
-                    "SELECT MIN(s.original_value) AS value, COUNT(*) AS n FROM search s
+                    "SELECT MIN(coalesce(s.original_value, s.value)) AS value, COUNT(*) AS n FROM search s
                      WHERE s.key = ? AND s.value IS NOT NULL GROUP BY s.value ORDER BY s.value"
                         .to_owned(),
                     key.clone(),
@@ -635,7 +635,7 @@ impl Store {
             } else {
                 (
                     format!(
-                        "SELECT MIN(s.original_value) AS value, COUNT(*) AS n FROM search s JOIN entities e ON e.id = s.entity_id
+                        "SELECT MIN(coalesce(s.original_value, s.value)) AS value, COUNT(*) AS n FROM search s JOIN entities e ON e.id = s.entity_id
                          WHERE s.key = ? AND s.value IS NOT NULL AND {} GROUP BY s.value ORDER BY s.value",
                         wh.text
                     ),

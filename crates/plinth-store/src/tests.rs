@@ -72,16 +72,12 @@ async fn the_bulk_path_leaves_the_indexes_the_migrations_made() {
         .await
         .unwrap();
     let migrated = indexes(&store).await;
-    let expected: Vec<(String, String)> = write::BULK_INDEXES
-        .iter()
-        .map(|(name, sql)| (name.to_string(), sql.to_string()))
-        .collect();
-    let mut expected_sorted = expected.clone();
-    expected_sorted.sort();
-    assert_eq!(
-        migrated, expected_sorted,
-        "BULK_INDEXES must copy the migrations"
-    );
+    for (name, sql) in write::BULK_INDEXES {
+        assert!(
+            migrated.contains(&(name.to_string(), sql.to_string())),
+            "BULK_INDEXES must copy the migrations: {name}"
+        );
+    }
 
     let location = store.add_location("file", "/big.yaml").await.unwrap();
     // About 15 rows per entity: well over the bulk threshold.
@@ -98,7 +94,7 @@ async fn the_bulk_path_leaves_the_indexes_the_migrations_made() {
         .await
         .unwrap();
     assert_eq!(summary.added, 5_000);
-    assert_eq!(indexes(&store).await, expected_sorted);
+    assert_eq!(indexes(&store).await, migrated);
     let check: String = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_one(&store.pool)
         .await
@@ -146,25 +142,30 @@ async fn the_bulk_path_leaves_the_indexes_the_migrations_made() {
     assert_eq!(page.total, 10);
 }
 
+/// Registers a file location at `path` holding components `svc-<names>`.
+async fn refresh_one_file(store: &Store, path: &str, names: std::ops::Range<usize>) {
+    let location = store.add_location("file", path).await.unwrap();
+    let files = [file(path, names)];
+    store
+        .apply_refresh(
+            &location.id,
+            &files,
+            &[],
+            &RefreshOutcome::Ok,
+            OrphanPolicy::Delete,
+            None,
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_token_migration_backfills_entities_stored_before_it() {
     let scratch = Scratch::new("backfill");
     let path = scratch.0.join("plinth.db");
     {
         let store = Store::open_sqlite(&path).await.unwrap();
-        let location = store.add_location("file", "/x.yaml").await.unwrap();
-        let files = [file("/x.yaml", 10..20)];
-        store
-            .apply_refresh(
-                &location.id,
-                &files,
-                &[],
-                &RefreshOutcome::Ok,
-                OrphanPolicy::Delete,
-                None,
-            )
-            .await
-            .unwrap();
+        refresh_one_file(&store, "/x.yaml", 10..20).await;
         // Back to schema 2, as a store written before the token index.
         sqlx::raw_sql("DROP TABLE search_tokens; DELETE FROM plinth_migrations WHERE version = 3")
             .execute(&store.pool)
@@ -177,6 +178,104 @@ async fn the_token_migration_backfills_entities_stored_before_it() {
     let refs: Vec<&str> = hits.iter().map(|h| h.entity.entity_ref.as_str()).collect();
     assert_eq!(refs, ["component:default/svc-17"]);
     assert_eq!(hits[0].score, search::NAME_PART);
+}
+
+async fn foreign_keys(store: &Store, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM pragma_foreign_key_list('{table}')"
+    )))
+    .fetch_one(&store.pool)
+    .await
+    .unwrap()
+}
+
+/// Rows of the three index tables.
+async fn row_counts(store: &Store) -> [i64; 3] {
+    let mut counts = [0; 3];
+    for (n, table) in counts
+        .iter_mut()
+        .zip(["search", "relations", "search_tokens"])
+    {
+        *n = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    }
+    counts
+}
+
+#[tokio::test]
+async fn the_index_tables_lose_their_foreign_keys_and_keep_their_rows() {
+    let scratch = Scratch::new("no-fk");
+    let path = scratch.0.join("plinth.db");
+    let facets = |store: Store| async move {
+        store
+            .facets(
+                &["kind".into(), "spec.owner".into()],
+                &EntityQuery::default(),
+            )
+            .await
+            .unwrap()
+    };
+    let (before, facets_before) = {
+        let store = Store::open_sqlite(&path).await.unwrap();
+        refresh_one_file(&store, "/x.yaml", 0..20).await;
+        // Back to schema 6: the tables with their foreign keys, and the
+        // value as written on every row.
+        sqlx::raw_sql(
+            "CREATE TABLE s6 (entity_id INTEGER NOT NULL REFERENCES entities (id) ON DELETE CASCADE, key TEXT NOT NULL, value TEXT, original_value TEXT);
+             INSERT INTO s6 SELECT entity_id, key, value, coalesce(original_value, value) FROM search;
+             DROP TABLE search; ALTER TABLE s6 RENAME TO search;
+             CREATE INDEX search_key_value ON search (key, value, entity_id);
+             CREATE INDEX search_entity ON search (entity_id);
+             CREATE TABLE r6 (origin_id INTEGER NOT NULL REFERENCES entities (id) ON DELETE CASCADE, source_ref TEXT NOT NULL, type TEXT NOT NULL, type_key TEXT NOT NULL, target_ref TEXT NOT NULL);
+             INSERT INTO r6 SELECT * FROM relations; DROP TABLE relations; ALTER TABLE r6 RENAME TO relations;
+             CREATE INDEX relations_origin ON relations (origin_id);
+             CREATE INDEX relations_source ON relations (source_ref);
+             CREATE INDEX relations_target ON relations (type_key, target_ref);
+             CREATE TABLE t6 (token TEXT NOT NULL, entity_id INTEGER NOT NULL REFERENCES entities (id) ON DELETE CASCADE, weight INTEGER NOT NULL, PRIMARY KEY (token, entity_id)) WITHOUT ROWID;
+             INSERT INTO t6 SELECT * FROM search_tokens; DROP TABLE search_tokens; ALTER TABLE t6 RENAME TO search_tokens;
+             CREATE INDEX search_tokens_entity ON search_tokens (entity_id);
+             DELETE FROM plinth_migrations WHERE version = 7",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            foreign_keys(&store, "search").await,
+            1,
+            "schema 6 as it was"
+        );
+        (row_counts(&store).await, facets(store.clone()).await)
+    };
+    let store = Store::open_sqlite(&path).await.unwrap();
+    for table in ["search", "relations", "search_tokens"] {
+        assert_eq!(foreign_keys(&store, table).await, 0, "{table}");
+    }
+    assert_eq!(row_counts(&store).await, before);
+    assert_eq!(indexes(&store).await.len(), 6);
+    assert_eq!(facets(store.clone()).await, facets_before);
+    // Rows written from now on keep the value as written only where it differs.
+    refresh_one_file(&store, "/y.yaml", 100..101).await;
+    let kinds: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT value, original_value FROM search WHERE key = 'kind' AND entity_id = (SELECT max(id) FROM entities)",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        kinds,
+        [("component".to_owned(), Some("Component".to_owned()))]
+    );
+    let names: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT value, original_value FROM search WHERE key = 'metadata.name' AND entity_id = (SELECT max(id) FROM entities)",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(names, [("svc-100".to_owned(), None)]);
+    let facets_now = facets(store.clone()).await;
+    assert_eq!(facets_now[0].1, [("Component".to_owned(), 21)]);
 }
 
 crate::on_both_stores!(dialect => {

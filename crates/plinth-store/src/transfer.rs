@@ -12,7 +12,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::dialect::{Dialect, sql};
-use crate::write::{NewEntity, Phases, bump_version, write_index};
+use crate::write::{IndexWriter, NewEntity, Phases, bump_version};
 use crate::{EntityRef, Store, StoreError};
 
 /// The format's version, in the first line.
@@ -431,7 +431,19 @@ impl Store {
         }
         let rewritten: Vec<(i64, &NewEntity)> =
             prepared_all.iter().map(|(id, e)| (*id, e)).collect();
-        write_index(&mut tx, self.dialect, &rewritten, &mut Phases::default()).await?;
+        // Every entity is new to the index tables (ids above any held).
+        let mut index = IndexWriter::default();
+        let fresh_from = rewritten.iter().map(|(id, _)| *id).min().unwrap_or(0);
+        index
+            .write(
+                &mut tx,
+                self.dialect,
+                &rewritten,
+                fresh_from,
+                &mut Phases::default(),
+            )
+            .await?;
+        index.finish(&mut tx).await?;
         bump_version(&mut tx).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.written();

@@ -28,6 +28,8 @@ impl Fixture {
         let store = db.open().await;
         let options = IngestOptions {
             allowed_roots: vec![dir.join("repo")],
+            // One file per batch: every rule that spans files spans batches.
+            batch_files: 1,
             ..IngestOptions::default()
         };
         Some(Fixture {
@@ -688,6 +690,89 @@ plinth_store::on_both_stores!(dialect => {
         assert!(f.store.delete_entity_by_uid(&b.uid).await.unwrap());
         f.refresh(&loc).await;
         assert!(f.entity("component:default/b").await.is_none());
+    }
+
+    async fn an_entity_moved_between_files_keeps_its_uid_either_way() {
+        let Some(f) = Fixture::new(dialect).await else {
+            return;
+        };
+        // Read in this order, one file per batch.
+        f.write("a.yaml", &group("team-a"));
+        f.write("b.yaml", &component("moving", "team-a"));
+        f.write("c.yaml", &group("team-c"));
+        let loc = f.register("dir", ".").await;
+        f.refresh(&loc).await;
+        let uid = f.entity("component:default/moving").await.unwrap().uid;
+
+        // To a file read later: its old file was read in an earlier batch.
+        f.write("b.yaml", &group("team-b"));
+        f.write(
+            "c.yaml",
+            &documents(&[group("team-c"), component("moving", "team-c")]),
+        );
+        let report = f.refresh(&loc).await;
+        assert_eq!(
+            (report.summary.added, report.summary.updated, report.summary.removed),
+            (1, 1, 0),
+            "{:?}",
+            report.summary
+        );
+        let moved = f.entity("component:default/moving").await.unwrap();
+        assert_eq!((moved.uid.as_str(), moved.body["spec"]["owner"].as_str()), (uid.as_str(), Some("team-c")));
+        assert!(moved.file.ends_with("c.yaml"), "{}", moved.file);
+
+        // To a file read earlier: decided when its old file is reached.
+        f.write(
+            "a.yaml",
+            &documents(&[group("team-a"), component("moving", "team-a")]),
+        );
+        f.write("c.yaml", &group("team-c"));
+        let report = f.refresh(&loc).await;
+        assert_eq!(
+            (report.summary.updated, report.summary.removed, report.summary.conflicts),
+            (1, 0, 0),
+            "{:?}",
+            report.summary
+        );
+        let moved = f.entity("component:default/moving").await.unwrap();
+        assert_eq!((moved.uid.as_str(), moved.body["spec"]["owner"].as_str()), (uid.as_str(), Some("team-a")));
+        assert!(moved.file.ends_with("a.yaml"), "{}", moved.file);
+        assert_eq!(
+            f.refs().await,
+            ["component:default/moving", "group:default/team-a", "group:default/team-b", "group:default/team-c"]
+        );
+    }
+
+    async fn an_entity_held_by_an_unchanged_later_file_stays_there() {
+        let Some(f) = Fixture::new(dialect).await else {
+            return;
+        };
+        f.write("a.yaml", &group("team-a"));
+        f.write("c.yaml", &component("held", "team-c"));
+        let loc = f.register("dir", ".").await;
+        f.refresh(&loc).await;
+        // a.yaml (read first) claims what the unchanged c.yaml holds.
+        f.write(
+            "a.yaml",
+            &documents(&[group("team-a"), component("held", "team-a")]),
+        );
+        let report = f.refresh(&loc).await;
+        assert_eq!(report.summary.conflicts, 1, "{:?}", report.summary);
+        let held = f.entity("component:default/held").await.unwrap();
+        assert_eq!(held.body["spec"]["owner"], "team-c");
+        assert!(held.file.ends_with("c.yaml"), "{}", held.file);
+        let problems = f.store.location_problems(&loc.id).await.unwrap();
+        assert_eq!(problems.lost_conflicts.len(), 1, "{problems:?}");
+
+        // Once c.yaml lets it go, a.yaml takes it (read again though unchanged).
+        f.write("c.yaml", &group("team-c"));
+        let report = f.refresh(&loc).await;
+        assert_eq!(report.summary.conflicts, 0, "{:?}", report.summary);
+        let held = f.entity("component:default/held").await.unwrap();
+        assert_eq!(held.body["spec"]["owner"], "team-a");
+        assert!(held.file.ends_with("a.yaml"), "{}", held.file);
+        let problems = f.store.location_problems(&loc.id).await.unwrap();
+        assert!(problems.lost_conflicts.is_empty(), "{problems:?}");
     }
 
     async fn files_unchanged_by_their_stat_are_not_read_again() {

@@ -41,6 +41,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         allowed_roots: config.catalog.allowed_roots.clone(),
         git_dir: Some(data_dir.join("git")),
         orphans: config.catalog.orphans.into(),
+        batch_files: ingest::BATCH_FILES,
     };
     if ingest.allowed_roots.is_empty() {
         ingest.allowed_roots.push(std::env::current_dir()?);
