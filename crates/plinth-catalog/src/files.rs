@@ -283,39 +283,52 @@ pub struct FoundFile {
 /// the way (a missing root, a symlink loop) become findings.
 pub fn find_catalog_files(roots: &[PathBuf]) -> (Vec<FoundFile>, Vec<Finding>) {
     let mut files = Vec::new();
+    let findings = walk_catalog_files(roots, &mut |f| {
+        files.push(f);
+        true
+    });
+    (files, findings)
+}
+
+/// [`find_catalog_files`], handing each file to `found` as the walk finds
+/// it (in the same order), so that reading can begin before a large tree
+/// is walked; the walk stops when `found` answers `false`.
+pub fn walk_catalog_files(
+    roots: &[PathBuf],
+    found: &mut dyn FnMut(FoundFile) -> bool,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut seen = HashSet::new();
     for root in roots {
-        match fs::metadata(root) {
+        let go_on = match fs::metadata(root) {
             Ok(m) if m.is_dir() => {
                 let mut ancestors = Vec::new();
-                walk(
-                    root,
-                    file_id(&m),
-                    &mut ancestors,
-                    &mut files,
-                    &mut findings,
-                    &mut seen,
-                );
+                let mut walker = Walker {
+                    ancestors: &mut ancestors,
+                    found: &mut *found,
+                    findings: &mut findings,
+                    seen: &mut seen,
+                };
+                walker.walk(root, file_id(&m))
             }
             Ok(m) => {
-                if seen.insert(file_id(&m)) {
-                    files.push(FoundFile {
+                !seen.insert(file_id(&m))
+                    || found(FoundFile {
                         path: root.clone(),
                         explicit: true,
-                    });
-                }
+                    })
             }
-            Err(_) => {
-                // Let the reader say precisely what is wrong.
-                files.push(FoundFile {
-                    path: root.clone(),
-                    explicit: true,
-                });
-            }
+            // Let the reader say precisely what is wrong.
+            Err(_) => found(FoundFile {
+                path: root.clone(),
+                explicit: true,
+            }),
+        };
+        if !go_on {
+            break;
         }
     }
-    (files, findings)
+    findings
 }
 
 /// A file's identity on disk, the same through every link to it.
@@ -325,70 +338,89 @@ fn file_id(meta: &fs::Metadata) -> FileId {
     (meta.dev(), meta.ino())
 }
 
-fn walk(
-    dir: &Path,
-    id: FileId,
-    ancestors: &mut Vec<FileId>,
-    files: &mut Vec<FoundFile>,
-    findings: &mut Vec<Finding>,
-    seen: &mut HashSet<FileId>,
-) {
-    if ancestors.contains(&id) {
-        let canonical = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        findings.push(Finding::read_error(
-            &dir.display().to_string(),
-            1,
-            format!(
-                "is a symbolic link loop back to {}; skipped",
-                canonical.display()
-            ),
-        ));
-        return;
-    }
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            findings.push(Finding::read_error(
+struct Walker<'a> {
+    ancestors: &'a mut Vec<FileId>,
+    found: &'a mut dyn FnMut(FoundFile) -> bool,
+    findings: &'a mut Vec<Finding>,
+    seen: &'a mut HashSet<FileId>,
+}
+
+impl Walker<'_> {
+    /// Walks `dir`; `false` when told to stop.
+    fn walk(&mut self, dir: &Path, id: FileId) -> bool {
+        if self.ancestors.contains(&id) {
+            let canonical = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+            self.findings.push(Finding::read_error(
                 &dir.display().to_string(),
                 1,
-                format!("cannot be read: {e}"),
+                format!(
+                    "is a symbolic link loop back to {}; skipped",
+                    canonical.display()
+                ),
             ));
-            return;
+            return true;
         }
-    };
-    let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    children.sort();
-    ancestors.push(id);
-    for child in children {
-        let name = child
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
-        match fs::metadata(&child) {
-            Ok(m) if m.is_dir() => {
-                if !name.starts_with('.') && name != "node_modules" {
-                    walk(&child, file_id(&m), ancestors, files, findings, seen);
-                }
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.findings.push(Finding::read_error(
+                    &dir.display().to_string(),
+                    1,
+                    format!("cannot be read: {e}"),
+                ));
+                return true;
             }
-            Ok(m) if is_yaml => {
-                if seen.insert(file_id(&m)) {
-                    files.push(FoundFile {
-                        path: child,
-                        explicit: false,
-                    });
+        };
+        // The entry's type and inode come with the directory listing: only
+        // directories and links cost a `stat` (a regular file is on its
+        // directory's device), which matters in repositories of many files.
+        let mut children: Vec<(PathBuf, Option<(fs::FileType, u64)>)> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| {
+                use std::os::unix::fs::DirEntryExt;
+                (e.path(), e.file_type().ok().map(|t| (t, e.ino())))
+            })
+            .collect();
+        children.sort_by(|a, b| a.0.cmp(&b.0));
+        self.ancestors.push(id);
+        let mut go_on = true;
+        for (child, listed) in children {
+            let name = child
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+            let kind = match listed {
+                Some((t, _)) if t.is_file() && !is_yaml => continue,
+                Some((t, ino)) if t.is_file() => Ok((false, (id.0, ino))),
+                _ => fs::metadata(&child).map(|m| (m.is_dir(), file_id(&m))),
+            };
+            go_on = match kind {
+                Ok((true, child_id)) => {
+                    name.starts_with('.') || name == "node_modules" || self.walk(&child, child_id)
                 }
+                Ok((false, child_id)) if is_yaml => {
+                    !self.seen.insert(child_id)
+                        || (self.found)(FoundFile {
+                            path: child,
+                            explicit: false,
+                        })
+                }
+                Ok(_) => true,
+                // A broken or looping link named like a catalog file: report it.
+                Err(_) if is_yaml => (self.found)(FoundFile {
+                    path: child,
+                    explicit: true,
+                }),
+                Err(_) => true,
+            };
+            if !go_on {
+                break;
             }
-            Ok(_) => {}
-            // A broken or looping link named like a catalog file: report it.
-            Err(_) if is_yaml => files.push(FoundFile {
-                path: child,
-                explicit: true,
-            }),
-            Err(_) => {}
         }
+        self.ancestors.pop();
+        go_on
     }
-    ancestors.pop();
 }
 
 /// Whether a file found in a directory that holds no valid entity is still

@@ -265,7 +265,9 @@ async fn refresh(
     lease: Option<&Lease>,
 ) -> Result<RefreshReport, IngestError> {
     let started = std::time::Instant::now();
-    let previous = store.location_files(&location.id).await?;
+    // The known files are loaded while the reader walks the location (the
+    // walk does not need them): at 500,000 files each takes seconds.
+    let (known, previous) = tokio::sync::oneshot::channel();
     let (loc, opts) = (location.clone(), options.clone());
     // Batches go from the reading threads to this task, which writes each
     // while the next is read; the channel holds one, so memory stays at a
@@ -273,13 +275,24 @@ async fn refresh(
     let (batches, mut incoming) = tokio::sync::mpsc::channel::<Batch>(1);
     let reader = tokio::task::spawn_blocking(move || {
         let origin = format!("{}:{}", loc.kind, loc.target);
-        read_location(&loc, &opts, &previous, &origin, &mut |batch| {
+        let mut previous = Known::Coming(previous);
+        read_location(&loc, &opts, &mut previous, &origin, &mut |batch| {
             batches.blocking_send(batch).is_ok()
         })
     });
+    let loaded = store.location_files(&location.id).await;
+    let loaded = match loaded {
+        Ok(files) => {
+            let _ = known.send(files);
+            Ok(())
+        }
+        // Dropping `known` stops the reader.
+        Err(e) => Err(e),
+    };
     let mut writer = store.refresh_writer(&location.id, options.orphans, lease);
     let mut waited = std::time::Duration::ZERO;
     let written = async {
+        loaded?;
         loop {
             let asked = std::time::Instant::now();
             let Some(batch) = incoming.recv().await else {
@@ -322,6 +335,31 @@ struct Batch {
     unchanged: Vec<Unchanged>,
 }
 
+/// The files a location had, as the store remembers them: on their way
+/// while the reader walks, then at hand.
+enum Known {
+    Coming(tokio::sync::oneshot::Receiver<HashMap<String, KnownFile>>),
+    Here(HashMap<String, KnownFile>),
+    Failed,
+}
+
+impl Known {
+    /// Waits for the files; `None` when they will not come (the store
+    /// failed, and the refresh answers that error).
+    fn get(&mut self) -> Option<&HashMap<String, KnownFile>> {
+        if matches!(self, Known::Coming(_))
+            && let Known::Coming(coming) = std::mem::replace(self, Known::Failed)
+            && let Ok(files) = coming.blocking_recv()
+        {
+            *self = Known::Here(files);
+        }
+        match self {
+            Known::Here(files) => Some(files),
+            _ => None,
+        }
+    }
+}
+
 /// What reading a location gave, besides its batches.
 struct Plan {
     files_read: usize,
@@ -336,7 +374,7 @@ struct Plan {
 fn read_location(
     location: &Location,
     options: &IngestOptions,
-    previous: &HashMap<String, KnownFile>,
+    previous: &mut Known,
     origin: &str,
     sink: &mut dyn FnMut(Batch) -> bool,
 ) -> Plan {
@@ -376,8 +414,10 @@ fn read_location(
     {
         return failed(outside_roots_message(&target, &options.allowed_roots));
     }
-    // The files the location itself names; `true` when they must hold entities.
-    let roots: Vec<(PathBuf, bool)> = match location.kind.as_str() {
+    // The files the location itself names; `true` when they must hold
+    // entities. A directory is walked on its own thread, its files read
+    // as they are found.
+    let listed: Vec<(PathBuf, bool)> = match location.kind.as_str() {
         "file" if is_glob(&target) => match expand_glob(&target) {
             Ok(paths) => paths.into_iter().map(|p| (p, true)).collect(),
             Err(e) => return failed(e),
@@ -392,8 +432,7 @@ fn read_location(
             if !target.is_dir() {
                 return failed(format!("{} is not a directory", target.display()));
             }
-            let (found, _) = files::find_catalog_files(std::slice::from_ref(&target));
-            found.into_iter().map(|f| (f.path, false)).collect()
+            Vec::new()
         }
         other => {
             return failed(format!(
@@ -401,35 +440,75 @@ fn read_location(
             ));
         }
     };
+    let batch_files = match options.batch_files {
+        0 => BATCH_FILES,
+        n => n,
+    };
+    std::thread::scope(|scope| {
+        let first: Box<dyn Iterator<Item = (PathBuf, bool)>> = if location.kind == "dir" {
+            // Unbounded: the walk goes on while the known files load (a
+            // path each, as the whole walk held before it streamed).
+            let (found, walked) = std::sync::mpsc::channel();
+            let root = [target.clone()];
+            scope.spawn(move || {
+                files::walk_catalog_files(&root, &mut |f| found.send((f.path, false)).is_ok())
+            });
+            Box::new(walked.into_iter())
+        } else {
+            Box::new(listed.into_iter())
+        };
+        let waiting = std::time::Instant::now();
+        let Some(previous) = previous.get() else {
+            return failed("the store did not answer".into());
+        };
+        tracing::debug!(
+            waited_ms = waiting.elapsed().as_millis() as u64,
+            "known files loaded"
+        );
+        read_waves(first, batch_files, previous, origin, options, sink)
+    })
+}
 
+/// Reads the files of `first`, then the targets of the Location entities
+/// they hold, and so on: breadth first, one wave of files at a time, each
+/// wave a batch at a time on every core. Batches keep the order of a
+/// sequential walk, so which file defines an entity first never depends on
+/// timing.
+fn read_waves(
+    first: Box<dyn Iterator<Item = (PathBuf, bool)> + '_>,
+    batch_files: usize,
+    previous: &HashMap<String, KnownFile>,
+    origin: &str,
+    options: &IngestOptions,
+    sink: &mut dyn FnMut(Batch) -> bool,
+) -> Plan {
     let fingerprint = options.read.kinds.declared().join(",");
     let mut plan = Plan {
         files_read: 0,
         outcome: RefreshOutcome::Ok,
         findings: Vec::new(),
     };
-    // Breadth first, one wave of files at a time, each wave read on every
-    // core a batch at a time; batches keep the order of a sequential walk,
-    // so which file defines an entity first never depends on timing.
-    let mut wave: Vec<(PathBuf, bool)> = roots;
+    let mut wave = first;
     let mut seen = HashSet::new();
-    while !wave.is_empty() {
-        let todo: Vec<(PathBuf, String, bool)> = wave
-            .drain(..)
-            .filter_map(|(path, explicit)| {
-                // Found by walking the (absolute) directory: already absolute,
-                // and resolving each of 100,000 paths again costs seconds.
-                let path = if explicit { absolute(&path) } else { path };
-                let key = path.display().to_string();
-                seen.insert(key.clone()).then_some((path, key, explicit))
-            })
-            .collect();
-        let batch_files = match options.batch_files {
-            0 => BATCH_FILES,
-            n => n,
-        };
-        for part in todo.chunks(batch_files) {
-            let read = files::parallel_map(part, |(path, key, explicit)| {
+    loop {
+        let mut next: Vec<(PathBuf, bool)> = Vec::new();
+        loop {
+            let part: Vec<(PathBuf, String, bool)> = wave
+                .by_ref()
+                .filter_map(|(path, explicit)| {
+                    // Found by walking the (absolute) directory: already
+                    // absolute, and resolving each of 100,000 paths again
+                    // costs seconds.
+                    let path = if explicit { absolute(&path) } else { path };
+                    let key = path.display().to_string();
+                    seen.insert(key.clone()).then_some((path, key, explicit))
+                })
+                .take(batch_files)
+                .collect();
+            if part.is_empty() {
+                break;
+            }
+            let read = files::parallel_map(&part, |(path, key, explicit)| {
                 read_one(
                     path,
                     key,
@@ -460,7 +539,7 @@ fn read_location(
                         }
                     }
                     Read::Unchanged { targets, stat, .. } => {
-                        wave.extend(targets.into_iter().map(|t| (PathBuf::from(t), true)));
+                        next.extend(targets.into_iter().map(|t| (PathBuf::from(t), true)));
                         batch.unchanged.push(Unchanged {
                             path: key.clone(),
                             stat,
@@ -469,7 +548,7 @@ fn read_location(
                     Read::NotCatalog => {}
                     Read::Changed(update, findings) => {
                         plan.findings.extend(findings);
-                        wave.extend(update.targets.iter().map(|t| (PathBuf::from(t), true)));
+                        next.extend(update.targets.iter().map(|t| (PathBuf::from(t), true)));
                         batch.files.push(update);
                     }
                 }
@@ -478,6 +557,10 @@ fn read_location(
                 return plan; // the writer stopped: its error is the answer
             }
         }
+        if next.is_empty() {
+            break;
+        }
+        wave = Box::new(next.into_iter());
     }
     if !plan.findings.is_empty() {
         plan.outcome = RefreshOutcome::Problems(format!(

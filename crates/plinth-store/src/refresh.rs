@@ -569,29 +569,69 @@ async fn finish_files(
     orphans: OrphanPolicy,
     st: &mut State,
 ) -> Result<(), StoreError> {
-    // Entities of files that did not change are unchanged too.
-    let unchanged: Vec<&str> = st.unchanged.keys().map(String::as_str).collect();
-    for chunk in unchanged.chunks(CHUNK) {
-        let n: i64 = sqlx::query_scalar(
-            sql!(d, "SELECT COUNT(*) FROM entities WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))"),
-        )
-        .bind(location_id)
-        .bind(Value::from(chunk.to_vec()).to_string())
-        .fetch_one(&mut **tx)
-        .await?;
-        st.summary.unchanged += n as usize;
-    }
-    let known: Vec<String> = sqlx::query_scalar(sql!(
+    // Files the location had that no batch named are gone. Every file read
+    // has its row by now, and every unchanged file had one: when the rows
+    // number as many as the files named, none is gone (and the paths of a
+    // large location need not be read back).
+    let rows: i64 = sqlx::query_scalar(sql!(
         d,
-        "SELECT path FROM location_files WHERE location_id = ?"
+        "SELECT count(*) FROM location_files WHERE location_id = ?"
     ))
     .bind(location_id)
-    .fetch_all(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    let gone: Vec<String> = known
-        .into_iter()
-        .filter(|p| !st.read.contains(p) && !st.unchanged.contains_key(p))
-        .collect();
+    let gone: Vec<String> = if rows as usize == st.read.len() + st.unchanged.len() {
+        Vec::new()
+    } else {
+        let known: Vec<String> = sqlx::query_scalar(sql!(
+            d,
+            "SELECT path FROM location_files WHERE location_id = ?"
+        ))
+        .bind(location_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        known
+            .into_iter()
+            .filter(|p| !st.read.contains(p) && !st.unchanged.contains_key(p))
+            .collect()
+    };
+    // Entities of files that did not change are unchanged too: counted
+    // file by file, or, when most files are unchanged, as all the
+    // location's entities but those of the files read or gone (orphans,
+    // which may name files the location no longer has, apart).
+    if !st.unchanged.is_empty() {
+        let by_file = st.unchanged.len() <= st.read.len() + gone.len();
+        let (files, sign, orphan): (Vec<&str>, i64, &str) = if by_file {
+            let files = st.unchanged.keys().map(String::as_str).collect();
+            (files, 1, "")
+        } else {
+            let all: i64 = sqlx::query_scalar(sql!(
+                d,
+                "SELECT count(*) FROM entities WHERE location_id = ? AND orphan = 0"
+            ))
+            .bind(location_id)
+            .fetch_one(&mut **tx)
+            .await?;
+            let orphans = st
+                .orphans
+                .iter()
+                .filter(|(r, o)| st.unchanged.contains_key(&o.file) && !st.keep.contains(*r))
+                .count();
+            st.summary.unchanged += all as usize + orphans;
+            let files = st.read.iter().chain(&gone).map(String::as_str).collect();
+            (files, -1, " AND orphan = 0")
+        };
+        for chunk in files.chunks(CHUNK) {
+            let n: i64 = sqlx::query_scalar(d.sql(format!(
+                "SELECT COUNT(*) FROM entities WHERE location_id = ? AND file IN (SELECT value FROM json_each(?)){orphan}"
+            )))
+            .bind(location_id)
+            .bind(Value::from(chunk.to_vec()).to_string())
+            .fetch_one(&mut **tx)
+            .await?;
+            st.summary.unchanged = (st.summary.unchanged as i64 + sign * n) as usize;
+        }
+    }
 
     // Definitions whose entity a file of this location held: a move when
     // that file was read or is gone, a conflict when it is unchanged.
