@@ -14,4 +14,6 @@ COPY --from=build /src/target/release/plinth /usr/local/bin/plinth
 USER 65532:65532
 EXPOSE 7007
 ENTRYPOINT ["plinth"]
-CMD ["serve", "--listen", "0.0.0.0:7007", "--data-dir", "/var/lib/plinth"]
+# Reachable from outside the container: every call needs an API token
+# (docker exec ... plinth token create --data-dir /var/lib/plinth ...).
+CMD ["serve", "--listen", "0.0.0.0:7007", "--anonymous", "none", "--data-dir", "/var/lib/plinth"]

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use plinth_catalog::ingest::{self, refresh_location};
@@ -12,8 +12,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::access::{Caller, owners};
 use crate::error::ApiError;
 use crate::params::{self, all, one};
+use plinth_access::Action;
 
 /// The fields searched by `fullTextFilterTerm` when no fields and no order
 /// are given.
@@ -28,9 +30,14 @@ const DEFAULT_FULL_TEXT_FIELDS: [&str; 3] = [
 const DEFAULT_QUERY_LIMIT: u64 = 20;
 
 /// A JSON request body, or an input error saying what shape was expected.
-fn json_body<T>(body: Result<Json<T>, JsonRejection>, expected: &str) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::input(format!("{expected}: {e}")))
+pub(crate) fn json_body<T>(
+    body: Result<Json<T>, JsonRejection>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    body.map(|Json(b)| b).map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(),
+        _ => ApiError::input(format!("{expected}: {e}")),
+    })
 }
 
 fn entity_json(e: &StoredEntity, fields: &[String]) -> Value {
@@ -370,9 +377,21 @@ pub async fn entity_by_uid(
 /// `DELETE /entities/by-uid/{uid}`: 204 whether or not it existed.
 pub async fn delete_entity_by_uid(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.delete_entity_by_uid(&uid).await?;
+    let Some(entity) = state.store.entity_by_uid(&uid).await? else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    caller.allow(&Action::ChangeEntity {
+        owners: &owners(&entity.relations),
+    })?;
+    if state.store.delete_entity_by_uid(&uid).await? {
+        let before = Some(entity.to_api_json());
+        caller
+            .record(&state, "entity.delete", &entity.entity_ref, before, None)
+            .await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -541,11 +560,13 @@ pub async fn query_locations(
 /// once; entities the new target no longer gives are removed.
 pub async fn update_location(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<NewLocation>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = json_body(body, "body must be {\"type\": ..., \"target\": ...}")?;
-    find_location(&state, &id).await?;
+    let before = find_location(&state, &id).await?;
+    allow_location(&state, &caller, &id).await?;
     let target =
         ingest::check_location(&body.kind, &body.target, &state.ingest).map_err(ApiError::input)?;
     let location = state
@@ -554,7 +575,26 @@ pub async fn update_location(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Found no location with ID {id}")))?;
     state.refresh(&location).await?;
+    caller
+        .record(
+            &state,
+            "location.update",
+            &id,
+            Some(location_json(&before)),
+            Some(location_json(&location)),
+        )
+        .await?;
     Ok(Json(location_json(&location)))
+}
+
+/// Allowed to change the location `id` (every entity in it theirs).
+async fn allow_location(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    let (owned_by, unowned) = state.store.location_owners(id).await?;
+    let owned_by: Vec<EntityRef> = owned_by.iter().filter_map(|o| o.parse().ok()).collect();
+    caller.allow(&Action::ChangeLocation {
+        owners: &owned_by,
+        unowned,
+    })
 }
 
 /// plinth's addition: a location's last refresh, findings and conflicts.
@@ -589,6 +629,7 @@ pub struct NewLocation {
 /// answers with the entities now visible.
 pub async fn add_location(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
     body: Result<Json<NewLocation>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -612,6 +653,7 @@ pub async fn add_location(
         )
             .into_response());
     }
+    caller.allow(&Action::RegisterLocation)?;
     if existing.is_some() {
         return Err(ApiError::conflict(format!(
             "Location {}:{target} already exists",
@@ -622,6 +664,15 @@ pub async fn add_location(
     state.refresh(&location).await?;
     let page = state.store.entities_of_location(&location.id).await?;
     let entities: Vec<Value> = page.iter().map(StoredEntity::to_api_json).collect();
+    caller
+        .record(
+            &state,
+            "location.create",
+            &location.id,
+            None,
+            Some(json!({"location": location_json(&location), "entities": page.len()})),
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"location": location_json(&location), "entities": entities})),
@@ -632,10 +683,22 @@ pub async fn add_location(
 /// `DELETE /locations/{id}`: the location and every entity it gave.
 pub async fn delete_location(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let location = find_location(&state, &id).await?;
+    allow_location(&state, &caller, &id).await?;
     let _guard = state.refresh_lock.lock().await;
     if state.store.delete_location(&id).await? {
+        caller
+            .record(
+                &state,
+                "location.delete",
+                &id,
+                Some(location_json(&location)),
+                None,
+            )
+            .await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(
@@ -659,10 +722,21 @@ pub async fn location_by_entity(
 /// now and answers what changed.
 pub async fn refresh_location_by_id(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let location = find_location(&state, &id).await?;
+    caller.allow(&Action::Refresh)?;
     let report = state.refresh(&location).await?;
+    caller
+        .record(
+            &state,
+            "location.refresh",
+            &id,
+            None,
+            Some(json!({"summary": report.summary})),
+        )
+        .await?;
     let (status, message) = match &report.outcome {
         plinth_store::RefreshOutcome::Ok => ("ok", None),
         plinth_store::RefreshOutcome::Problems(m) => ("problems", Some(m.clone())),
@@ -687,6 +761,7 @@ pub struct RefreshRequest {
 /// it returns, the new state is visible.
 pub async fn refresh(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: Result<Json<RefreshRequest>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let body = json_body(body, "body must be {\"entityRef\": ...}")?;
@@ -695,7 +770,17 @@ pub async fn refresh(
     let Some(location) = state.store.location_of(&r).await? else {
         return Err(ApiError::not_found(format!("No entity {r} found")));
     };
-    state.refresh(&location).await?;
+    caller.allow(&Action::Refresh)?;
+    let report = state.refresh(&location).await?;
+    caller
+        .record(
+            &state,
+            "entity.refresh",
+            &r.to_string(),
+            None,
+            Some(json!({"locationId": location.id, "summary": report.summary})),
+        )
+        .await?;
     Ok(StatusCode::OK)
 }
 

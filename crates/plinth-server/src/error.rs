@@ -11,8 +11,9 @@ use serde_json::json;
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    /// Backstage's error names: InputError, NotFoundError, ConflictError,
-    /// ServiceUnavailableError, Error.
+    /// Backstage's error names: InputError, AuthenticationError,
+    /// NotAllowedError, NotFoundError, ConflictError, ServiceUnavailableError,
+    /// Error.
     pub name: &'static str,
     pub message: String,
 }
@@ -39,6 +40,36 @@ impl ApiError {
             status: StatusCode::CONFLICT,
             name: "ConflictError",
             message: message.into(),
+        }
+    }
+
+    /// 401: the caller is not identified (no token, or an unknown one).
+    pub fn unauthenticated(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            name: "AuthenticationError",
+            message: message.into(),
+        }
+    }
+
+    /// 403: identified, and not allowed.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            name: "NotAllowedError",
+            message: message.into(),
+        }
+    }
+
+    /// 413: a body over [`crate::BODY_LIMIT`].
+    pub fn too_large() -> ApiError {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            name: "PayloadTooLargeError",
+            message: format!(
+                "the request body is over the limit of {} MiB",
+                crate::BODY_LIMIT >> 20
+            ),
         }
     }
 

@@ -16,6 +16,8 @@ use plinth_catalog::ingest::IngestOptions;
 use plinth_store::Store;
 use tokio::net::TcpListener;
 
+pub mod access;
+pub mod audit;
 mod catalog;
 pub mod error;
 pub mod metrics;
@@ -32,6 +34,8 @@ pub struct AppState {
     /// Refreshes run one at a time, so two never write the same location.
     pub refresh_lock: Arc<tokio::sync::Mutex<()>>,
     pub metrics: Arc<metrics::Metrics>,
+    /// How callers are identified and which roles they get.
+    pub access: Arc<access::AccessConfig>,
 }
 
 impl AppState {
@@ -41,6 +45,15 @@ impl AppState {
             ingest,
             refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
             metrics: Arc::default(),
+            access: Arc::default(),
+        }
+    }
+
+    /// The same state with callers identified as `access` says.
+    pub fn with_access(self, access: access::AccessConfig) -> AppState {
+        AppState {
+            access: Arc::new(access),
+            ..self
         }
     }
 
@@ -197,6 +210,10 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             post(catalog::validate_entity),
         ),
         ("GET", "/api/search", get(catalog::search)),
+        ("GET", "/api/tokens", get(audit::list_tokens)),
+        ("POST", "/api/tokens", post(audit::create_token)),
+        ("DELETE", "/api/tokens/{id}", delete(audit::revoke_token)),
+        ("GET", "/api/audit", get(audit::audit_log)),
         ("GET", "/api/openapi.json", get(openapi)),
         ("GET", "/healthz", get(|| async { "ok" })),
         ("GET", "/readyz", get(readyz)),
@@ -214,6 +231,11 @@ async fn openapi() -> impl axum::response::IntoResponse {
     )
 }
 
+/// Largest request body: as large as the largest catalog file read by
+/// default (an entity to validate may carry its whole API definition);
+/// more is refused before it is read into memory.
+pub const BODY_LIMIT: usize = 16 << 20;
+
 /// All routes, with Backstage's error shape on every error.
 pub fn router(state: AppState) -> Router {
     let mut by_path: Vec<(&str, MethodRouter<AppState>)> = Vec::new();
@@ -228,6 +250,11 @@ pub fn router(state: AppState) -> Router {
         .fold(portal::routes(), |r, (path, handler)| {
             r.route(path, handler)
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::identify,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(error::with_request))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -276,7 +303,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The client's address reaches handlers for the audit log.
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -17,6 +17,7 @@ use serde_json::Value;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+mod access;
 mod dialect;
 mod jobs;
 mod migrations;
@@ -29,6 +30,7 @@ pub mod testing;
 pub mod transfer;
 mod write;
 
+pub use access::{AuditEntry, AuditQuery, AuditRecord, NewToken, TokenRecord};
 pub use dialect::Dialect;
 pub use jobs::{Lease, now_ms};
 pub use overview::CatalogHealth;
@@ -300,9 +302,13 @@ impl StoredEntity {
 
 /// Current time as RFC 3339 UTC text, for timestamps stored as text.
 pub(crate) fn now() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    timestamp(std::time::SystemTime::now())
+}
+
+/// A time as the store writes it: RFC 3339 UTC with milliseconds, so that
+/// text order is time order.
+pub fn timestamp(at: std::time::SystemTime) -> String {
+    let d = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     rfc3339(d.as_secs() as i64, d.subsec_millis())
 }
 

@@ -46,6 +46,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "index_tables_without_foreign_keys",
         include_str!("../migrations/sqlite/0007_index_tables_without_foreign_keys.sql"),
     ),
+    (
+        8,
+        "access",
+        include_str!("../migrations/sqlite/0008_access.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema started where SQLite's fourth migration left it.
@@ -79,6 +84,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         6,
         "reference_lists",
         include_str!("../migrations/postgres/0006_reference_lists.sql"),
+    ),
+    (
+        7,
+        "access",
+        include_str!("../migrations/postgres/0007_access.sql"),
     ),
 ];
 

@@ -35,6 +35,64 @@ pub enum Command {
     /// Load an export into an empty store, in one transaction: on any bad
     /// line nothing is written, and the line is named.
     Import(ImportArgs),
+    /// API tokens, on the server's machine (its store directly): the first
+    /// admin token of a server that requires tokens, or any token later.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret, once.
+    Create(TokenCreateArgs),
+    /// List tokens (never their secrets).
+    List(TokenStoreArgs),
+    /// Revoke a token at once.
+    Revoke {
+        /// The token's id (from plinth token list).
+        id: String,
+        #[command(flatten)]
+        store: TokenStoreArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenStoreArgs {
+    /// The data directory of the server's store (as for `plinth serve`).
+    #[arg(long, env = "PLINTH_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The PostgreSQL database instead of SQLite in the data directory.
+    #[arg(long, env = "PLINTH_DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// What the token is for (a machine, a CI job).
+    #[arg(long)]
+    pub name: String,
+    /// read, write or admin.
+    #[arg(long, value_name = "SCOPE")]
+    pub scope: String,
+    /// A person's token: their User entity, as user:default/name.
+    #[arg(
+        long,
+        value_name = "REF",
+        conflicts_with = "service",
+        required_unless_present = "service"
+    )]
+    pub user: Option<String>,
+    /// A service's token, with --role.
+    #[arg(long, value_name = "NAME", requires = "role")]
+    pub service: Option<String>,
+    /// A service token's role: viewer, developer or platform-admin.
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// Days until it expires; default: until revoked.
+    #[arg(long, value_name = "DAYS")]
+    pub expires_in_days: Option<u32>,
+    #[command(flatten)]
+    pub store: TokenStoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +151,12 @@ pub struct ServeArgs {
     /// Load the example organisation, ready to browse.
     #[arg(long)]
     pub demo: bool,
+
+    /// Callers without an API token: local (they act as the one local user;
+    /// only on a loopback address) or none (every call needs a token).
+    /// Overrides access.anonymous.
+    #[arg(long, env = "PLINTH_ANONYMOUS", value_enum, value_name = "WHO")]
+    pub anonymous: Option<crate::config::Anonymous>,
 
     /// Log format: text for people, json for log collectors.
     #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -185,6 +249,15 @@ pub struct ClientArgs {
         value_name = "URL"
     )]
     pub server: String,
+    /// An API token, for a server that requires one (plinth token create,
+    /// or POST /api/tokens); sent as Authorization: Bearer.
+    #[arg(
+        long,
+        env = "PLINTH_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
     /// Output: a table for people, JSON for scripts.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     pub output: Output,

@@ -18,6 +18,61 @@ use crate::cli::CatalogFlags;
 pub struct Config {
     #[serde(default)]
     pub catalog: CatalogConfig,
+    #[serde(default)]
+    pub access: AccessConfig,
+}
+
+/// Who may call plinth, and with which role.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Callers without a token: "local" (they act as the one local user,
+    /// allowed only on a loopback address) or "none" (every call needs an
+    /// API token). Default: local.
+    pub anonymous: Option<Anonymous>,
+    /// Users and groups (entity references) whose members are platform admins.
+    #[serde(default)]
+    pub platform_admins: Vec<String>,
+    /// Users and groups whose members may only read.
+    #[serde(default)]
+    pub viewers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Anonymous {
+    /// Callers without a token act as the one local user (loopback only).
+    Local,
+    /// Every call needs an API token.
+    None,
+}
+
+impl AccessConfig {
+    /// The server's access settings; `anonymous` from the command line wins.
+    pub fn resolve(
+        &self,
+        anonymous: Option<Anonymous>,
+    ) -> anyhow::Result<plinth_server::access::AccessConfig> {
+        let refs = |list: &[String], key: &str| -> anyhow::Result<Vec<plinth_model::EntityRef>> {
+            list.iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    let r: plinth_model::EntityRef = text.parse().map_err(|e| {
+                        anyhow::anyhow!("access.{key}[{i}]: \"{text}\" is not an entity reference: {e}; write it as user:default/name or group:default/name")
+                    })?;
+                    if !matches!(r.kind(), "user" | "group") {
+                        bail!("access.{key}[{i}]: {r} is neither a user nor a group");
+                    }
+                    Ok(r)
+                })
+                .collect()
+        };
+        Ok(plinth_server::access::AccessConfig {
+            anonymous: anonymous.or(self.anonymous).unwrap_or(Anonymous::Local) == Anonymous::Local,
+            platform_admins: refs(&self.platform_admins, "platform_admins")?,
+            viewers: refs(&self.viewers, "viewers")?,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

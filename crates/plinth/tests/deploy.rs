@@ -117,6 +117,12 @@ fn the_manifests_agree_with_plinth() {
         !toml.contains("postgres://"),
         "no database URL in the ConfigMap"
     );
+    // Reachable from other machines: plinth would refuse to start with
+    // anonymous callers.
+    assert!(
+        toml.contains("anonymous = \"none\""),
+        "the ConfigMap requires API tokens"
+    );
     let scratch = Scratch::new("deploy");
     std::fs::write(scratch.0.join("plinth.toml"), toml).unwrap();
     std::fs::write(

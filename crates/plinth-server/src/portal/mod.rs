@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -22,7 +22,9 @@ use plinth_store::{EntityQuery, Filter, OrderField, SortDirection, StoreError, S
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::access::Caller;
 use crate::params::pairs;
+use plinth_access::Action;
 
 mod apidoc;
 mod graph;
@@ -160,6 +162,17 @@ impl PageError {
             message: message.into(),
         }
     }
+}
+
+/// The page for a browser that is not identified on a server that
+/// requires it.
+pub(crate) fn unauthenticated(message: &str) -> Response {
+    PageError {
+        status: StatusCode::UNAUTHORIZED,
+        title: "Not signed in".into(),
+        message: message.into(),
+    }
+    .into_response()
 }
 
 impl From<StoreError> for PageError {
@@ -993,7 +1006,12 @@ async fn locations_page(
     Ok(res)
 }
 
-async fn register_location(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Page {
+async fn register_location(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Page {
     if !same_origin(&headers) {
         return Err(PageError {
             status: StatusCode::FORBIDDEN,
@@ -1001,10 +1019,17 @@ async fn register_location(State(state): State<AppState>, headers: HeaderMap, bo
             message: "This form may only be sent from plinth's own pages.".into(),
         });
     }
+    if let Err(refused) = caller.allow(&Action::RegisterLocation) {
+        return Err(PageError {
+            status: StatusCode::FORBIDDEN,
+            title: "Not allowed".into(),
+            message: refused.message,
+        });
+    }
     let form = pairs(std::str::from_utf8(&body).ok());
     let field = |name: &str| param(&form, name).unwrap_or_default();
     let (kind, target) = (field("type"), field("target"));
-    match register(&state, &kind, &target).await {
+    match register(&state, &caller, &kind, &target).await {
         Ok(id) => Ok(Redirect::to(&format!(
             "/locations?added={}#location-{}",
             encode(&id),
@@ -1026,7 +1051,12 @@ async fn register_location(State(state): State<AppState>, headers: HeaderMap, bo
 
 /// Registers a location and reads it once, as `POST /api/catalog/locations`
 /// does; the error says what to change in the form.
-async fn register(state: &AppState, kind: &str, target: &str) -> Result<String, String> {
+async fn register(
+    state: &AppState,
+    caller: &Caller,
+    kind: &str,
+    target: &str,
+) -> Result<String, String> {
     if target.is_empty() {
         return Err("Enter a target: a path, a glob or a repository URL.".into());
     }
@@ -1051,10 +1081,23 @@ async fn register(state: &AppState, kind: &str, target: &str) -> Result<String, 
         .add_location(kind, &checked)
         .await
         .map_err(unavailable)?;
-    state
+    let report = state
         .refresh(&location)
         .await
         .map_err(|e| format!("Registered, but the first refresh failed: {e}"))?;
+    let after = serde_json::json!({
+        "location": {"id": location.id, "type": location.kind, "target": location.target},
+        "summary": report.summary,
+    });
+    caller
+        .record(state, "location.create", &location.id, None, Some(after))
+        .await
+        .map_err(|e| {
+            format!(
+                "Registered, but the audit log could not record it: {}",
+                e.message
+            )
+        })?;
     Ok(location.id)
 }
 

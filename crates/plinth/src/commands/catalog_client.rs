@@ -44,6 +44,8 @@ struct Answer {
 struct Client {
     base: String,
     agent: ureq::Agent,
+    /// `Bearer <token>`, when one is given.
+    authorization: Option<String>,
 }
 
 impl Client {
@@ -55,18 +57,31 @@ impl Client {
         Client {
             base: args.server.trim_end_matches('/').to_owned(),
             agent: config.into(),
+            authorization: args.token.as_ref().map(|t| format!("Bearer {}", t.trim())),
         }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Answer> {
         let url = format!("{}{path}", self.base);
+        let auth = self.authorization.as_deref();
         let result = match (method, body) {
-            ("GET", _) => self.agent.get(&url).call(),
-            ("POST", Some(b)) => self
-                .agent
-                .post(&url)
-                .header("content-type", "application/json")
-                .send(b.to_string().as_bytes()),
+            ("GET", _) => {
+                let mut request = self.agent.get(&url);
+                if let Some(auth) = auth {
+                    request = request.header("authorization", auth);
+                }
+                request.call()
+            }
+            ("POST", Some(b)) => {
+                let mut request = self
+                    .agent
+                    .post(&url)
+                    .header("content-type", "application/json");
+                if let Some(auth) = auth {
+                    request = request.header("authorization", auth);
+                }
+                request.send(b.to_string().as_bytes())
+            }
             _ => bail!("unsupported request {method} {path}"),
         };
         let mut response = result.map_err(|e| {

@@ -12,6 +12,7 @@ use crate::config::Config;
 mod catalog_client;
 mod catalog_validate;
 mod serve;
+mod token;
 mod transfer;
 
 /// Opens the store: PostgreSQL when `database` is given, else SQLite in
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Catalog(command) => catalog_client::run(command),
         Command::Export(args) => transfer::export(&args),
         Command::Import(args) => transfer::import(&args),
+        Command::Token(command) => token::run(&command),
     }
 }
 

@@ -73,12 +73,24 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
             store.add_location(kind, &target).await?;
         }
     }
-    let state = AppState::new(store.clone(), ingest.clone());
+    let access = config.access.resolve(args.anonymous)?;
+    let anonymous = access.anonymous;
+    let state = AppState::new(store.clone(), ingest.clone()).with_access(access);
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    // Anonymous callers act as the local admin: safe only when no one else
+    // can reach the server.
+    if anonymous && !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "plinth serve listens on {addr}, which other machines can reach, and callers without a token would act as the local admin.\n\
+             Require API tokens: --anonymous none (or access.anonymous = \"none\" in plinth.toml, or PLINTH_ANONYMOUS=none), \
+             and create the first token on this machine with plinth token create --service NAME --role platform-admin --scope admin; \
+             or listen on 127.0.0.1."
+        );
+    }
     let schedule = Schedule {
         replica: replica_id(),
         interval: Duration::from_secs(

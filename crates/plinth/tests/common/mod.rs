@@ -27,6 +27,17 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("plinth starts");
+        let lines = Server::lines_of(&mut child);
+        Server { child, lines }
+    }
+
+    /// A `plinth serve` the test started itself, with its stderr piped.
+    pub fn from_child(mut child: Child) -> Server {
+        let lines = Server::lines_of(&mut child);
+        Server { child, lines }
+    }
+
+    fn lines_of(child: &mut Child) -> Receiver<String> {
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -34,7 +45,7 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        Server { child, lines }
+        lines
     }
 
     /// Waits for a stderr line starting with `prefix`; returns the rest.

@@ -1,0 +1,189 @@
+//! Secure defaults end to end: `plinth serve` refuses to let anonymous
+//! callers in from other machines, and a server that requires tokens is
+//! reached with one made by `plinth token create`.
+
+use std::process::{Command, Stdio};
+
+mod common;
+use common::{Scratch, Server, plinth, plinth_env};
+
+#[test]
+fn anonymous_callers_are_allowed_only_on_a_loopback_address() {
+    let scratch = Scratch::new("access-bind");
+    let out = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(scratch.0.join("data"))
+        .current_dir(&scratch.0)
+        .env_remove("PLINTH_ANONYMOUS")
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("listens on 0.0.0.0:"), "{err}");
+    assert!(err.contains("--anonymous none"), "{err}");
+    assert!(err.contains("plinth token create"), "{err}");
+
+    // Requiring tokens, it starts on any address.
+    let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--anonymous",
+            "none",
+            "--data-dir",
+        ])
+        .arg(scratch.0.join("data"))
+        .current_dir(&scratch.0)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let server = Server::from_child(child);
+    let url = server.base_url();
+    assert!(url.starts_with("http://0.0.0.0:"), "{url}");
+}
+
+#[test]
+fn a_server_that_requires_tokens_is_reached_with_one_from_plinth_token_create() {
+    let scratch = Scratch::new("access-token");
+    let data = scratch.0.join("data");
+    // Every log line, to show that no secret reaches the log.
+    let mut server = Server::start(
+        &scratch.0,
+        &data,
+        &["--demo", "--anonymous", "none", "--log", "debug"],
+    );
+    let base = server.base_url();
+    let server_url = base.trim_end_matches("/api/catalog");
+
+    let refused = plinth(
+        &scratch.0,
+        &[
+            "catalog",
+            "get",
+            "group:default/keel",
+            "--server",
+            server_url,
+        ],
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("needs an API token"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("HTTP 401"), "{}", refused.stderr);
+
+    let data_dir = data.display().to_string();
+    let create = |scope: &str, role: &str| {
+        plinth(
+            &scratch.0,
+            &[
+                "token",
+                "create",
+                "--data-dir",
+                &data_dir,
+                "--name",
+                "ops",
+                "--scope",
+                scope,
+                "--service",
+                "ops",
+                "--role",
+                role,
+            ],
+        )
+    };
+    let bad = create("everything", "platform-admin");
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("--scope: \"everything\" is not a scope"),
+        "{}",
+        bad.stderr
+    );
+
+    let made = create("read", "viewer");
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let secret = made.stdout.trim();
+    assert!(secret.starts_with("plinth_"), "{secret}");
+    assert!(made.stderr.contains("shown once"), "{}", made.stderr);
+
+    let got = plinth_env(
+        &scratch.0,
+        &[
+            "catalog",
+            "get",
+            "group:default/keel",
+            "--server",
+            server_url,
+            "--output",
+            "json",
+        ],
+        &[("PLINTH_TOKEN", secret)],
+    );
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    let keel: serde_json::Value = serde_json::from_str(&got.stdout).unwrap();
+    assert_eq!(keel["metadata"]["name"], "keel");
+
+    // A viewer's token reads but does not write.
+    let write = plinth_env(
+        &scratch.0,
+        &[
+            "catalog",
+            "refresh",
+            "group:default/keel",
+            "--server",
+            server_url,
+        ],
+        &[("PLINTH_TOKEN", secret)],
+    );
+    assert_eq!(write.code, 1, "{}", write.stderr);
+    assert!(write.stderr.contains("HTTP 403"), "{}", write.stderr);
+
+    let listed = plinth(&scratch.0, &["token", "list", "--data-dir", &data_dir]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(
+        listed.stdout.contains("service:ops") && !listed.stdout.contains(secret),
+        "{}",
+        listed.stdout
+    );
+    let id = listed
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let revoked = plinth(
+        &scratch.0,
+        &["token", "revoke", id, "--data-dir", &data_dir],
+    );
+    assert_eq!(revoked.code, 0, "{}", revoked.stderr);
+    let after = plinth_env(
+        &scratch.0,
+        &[
+            "catalog",
+            "get",
+            "group:default/keel",
+            "--server",
+            server_url,
+        ],
+        &[("PLINTH_TOKEN", secret)],
+    );
+    assert!(
+        after.stderr.contains("unknown, expired or revoked"),
+        "{}",
+        after.stderr
+    );
+    server.kill();
+    let logged: Vec<String> = server.lines.try_iter().collect();
+    assert!(logged.len() > 10, "the server logged: {logged:?}");
+    let digits = &secret["plinth_".len()..];
+    assert!(
+        logged.iter().all(|l| !l.contains(digits)),
+        "a token in the log"
+    );
+}
