@@ -147,6 +147,8 @@ pub enum Action<'a> {
     ReadAudit,
     /// Create, list or revoke the API tokens of `subject`.
     ManageTokens { subject: &'a Subject },
+    /// List everyone's tokens at once.
+    ManageEveryonesTokens,
 }
 
 impl Action<'_> {
@@ -158,7 +160,9 @@ impl Action<'_> {
             | Action::Refresh
             | Action::ChangeEntity { .. }
             | Action::ChangeLocation { .. } => Scope::Write,
-            Action::ReadAudit | Action::ManageTokens { .. } => Scope::Admin,
+            Action::ReadAudit | Action::ManageTokens { .. } | Action::ManageEveryonesTokens => {
+                Scope::Admin
+            }
         }
     }
 }
@@ -226,6 +230,16 @@ pub fn authorize(who: &Principal, action: &Action<'_>) -> Result<(), Denied> {
                 _ => Ok(()),
             }
         }
+        Action::ManageEveryonesTokens => {
+            if admin {
+                Ok(())
+            } else {
+                Err(Denied(format!(
+                    "everyone's tokens are for the platform-admin role; {} is a {}",
+                    who.subject, who.role
+                )))
+            }
+        }
         Action::ReadAudit => {
             if admin {
                 Ok(())
@@ -258,7 +272,7 @@ fn describe(action: &Action<'_>) -> &'static str {
         Action::ChangeEntity { .. } => "changing an entity",
         Action::ChangeLocation { .. } => "changing a location",
         Action::ReadAudit => "reading the audit log",
-        Action::ManageTokens { .. } => "managing tokens",
+        Action::ManageTokens { .. } | Action::ManageEveryonesTokens => "managing tokens",
     }
 }
 

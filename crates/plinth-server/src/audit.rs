@@ -5,8 +5,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use plinth_access::token::{self, TokenSpec};
-use plinth_access::{Action, Subject};
+use plinth_access::Action;
+use plinth_access::token::{self, TokenSpec, parse_subject};
 use plinth_store::{AuditQuery, NewToken};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -108,20 +108,23 @@ pub async fn list_tokens(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let p = params::pairs(raw.as_deref());
-    let own = caller.principal.subject.to_string();
-    let subject = one(&p, "subject").unwrap_or(&own);
-    let asked = match subject.strip_prefix("service:") {
-        Some(name) => Subject::Service(name.to_owned()),
-        None if subject == "local" => Subject::Local,
-        None => Subject::User(
-            subject
-                .parse()
-                .map_err(|e| ApiError::input(format!("subject: {e}")))?,
-        ),
+    let tokens = match one(&p, "subject") {
+        Some(text) => {
+            let asked =
+                parse_subject(text).map_err(|e| ApiError::input(format!("subject: {e}")))?;
+            caller.allow(&Action::ManageTokens { subject: &asked })?;
+            state.store.tokens(Some(text)).await?
+        }
+        // Everyone's for a platform admin, one's own for anyone else.
+        None if caller.allow(&Action::ManageEveryonesTokens).is_ok() => {
+            state.store.tokens(None).await?
+        }
+        None => {
+            let own = &caller.principal.subject;
+            caller.allow(&Action::ManageTokens { subject: own })?;
+            state.store.tokens(Some(&own.to_string())).await?
+        }
     };
-    caller.allow(&Action::ManageTokens { subject: &asked })?;
-    let all = one(&p, "subject").is_none() && caller.allow(&Action::ReadAudit).is_ok();
-    let tokens = state.store.tokens((!all).then_some(subject)).await?;
     Ok(Json(json!({ "items": tokens })))
 }
 
@@ -134,15 +137,8 @@ pub async fn revoke_token(
     let Some(record) = state.store.token(&id).await? else {
         return Err(ApiError::not_found(format!("no token with id {id}")));
     };
-    let subject = match record.subject.strip_prefix("service:") {
-        Some(name) => Subject::Service(name.to_owned()),
-        None => Subject::User(
-            record
-                .subject
-                .parse()
-                .map_err(|e| ApiError::internal(format!("token {id}: {e}")))?,
-        ),
-    };
+    let subject = parse_subject(&record.subject)
+        .map_err(|e| ApiError::internal(format!("token {id}: subject: {e}")))?;
     caller.allow(&Action::ManageTokens { subject: &subject })?;
     let revoked = state.store.revoke_token(&id).await?;
     caller

@@ -224,6 +224,11 @@ plinth_store::on_both_stores!(dialect => {
         let subjects: Vec<&str> = listed.body["items"].as_array().unwrap().iter().map(|t| t["subject"].as_str().unwrap()).collect();
         assert!(subjects.iter().all(|s| *s == "user:default/amara.nwosu"), "{subjects:?}");
         assert!(listed.body.to_string().find("plinth_").is_none(), "no secret is listed");
+        expect(&call(Some(&c.amara_admin), "GET", "/api/tokens?subject=user:default/ines.moreau".into(), None).await, 403, "another person's tokens");
+        let everyone = call(Some(&c.admin), "GET", "/api/tokens".into(), None).await;
+        expect(&everyone, 200, "everyone's tokens");
+        let everyone: Vec<&str> = everyone.body["items"].as_array().unwrap().iter().map(|t| t["subject"].as_str().unwrap()).collect();
+        assert!(everyone.contains(&"user:default/amara.nwosu") && everyone.contains(&"user:default/priya.raman"), "{everyone:?}");
         covered.push(("GET", "/api/tokens"));
         let id = own.body["id"].as_str().unwrap();
         let ines_tokens = app.store.tokens(Some("user:default/ines.moreau")).await.unwrap();

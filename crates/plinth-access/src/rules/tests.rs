@@ -159,6 +159,8 @@ fn people_manage_their_own_tokens_and_admins_all() {
         authorize(&admin, &Action::ManageTokens { subject: &service }),
         Ok(())
     );
+    assert!(authorize(&dev, &Action::ManageEveryonesTokens).is_err());
+    assert_eq!(authorize(&admin, &Action::ManageEveryonesTokens), Ok(()));
     // A write token cannot mint tokens, not even its owner's.
     let write = person(Role::Developer, &[], Some(Scope::Write));
     assert!(authorize(&write, &Action::ManageTokens { subject: &me }).is_err());
