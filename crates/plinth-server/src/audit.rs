@@ -33,6 +33,18 @@ pub struct TokenRequest {
 
 const TOKEN_BODY: &str = "body must be {\"name\": ..., \"scope\": \"read\"|\"write\"|\"admin\", \"expiresInDays\"?: N, \"user\"?: \"user:default/name\" | \"service\"?: \"name\", \"role\"?: \"viewer\"|\"developer\"|\"platform-admin\"}";
 
+/// `GET /api/identity`: who the server takes the caller to be: subject,
+/// role, groups and the token's scope (what `plinth login` shows).
+pub async fn identity(Extension(caller): Extension<Caller>) -> Json<Value> {
+    let p = &caller.principal;
+    Json(json!({
+        "subject": p.subject.to_string(),
+        "role": p.role.as_str(),
+        "groups": p.groups.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "scope": p.scope.map(|s| s.as_str()),
+    }))
+}
+
 /// Creates a token for `spec`, expiring after `expires_in_days` if given:
 /// the record, and the secret to hand over once.
 pub async fn issue_token(

@@ -210,6 +210,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             post(catalog::validate_entity),
         ),
         ("GET", "/api/search", get(catalog::search)),
+        ("GET", "/api/identity", get(audit::identity)),
         ("GET", "/api/tokens", get(audit::list_tokens)),
         ("POST", "/api/tokens", post(audit::create_token)),
         ("DELETE", "/api/tokens/{id}", delete(audit::revoke_token)),

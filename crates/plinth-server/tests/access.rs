@@ -155,12 +155,19 @@ plinth_store::on_both_stores!(dialect => {
             ("POST", "/api/catalog/validate-entity", "/api/catalog/validate-entity".into(), Some(json!({"location": "url:x", "entity": {"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "g"}, "spec": {"type": "team", "children": []}}}))),
             ("GET", "/api/search", "/api/search?term=checkout".into(), None),
             ("GET", "/api/openapi.json", "/api/openapi.json".into(), None),
+            ("GET", "/api/identity", "/api/identity".into(), None),
         ];
         for (method, route, path, body) in reads {
             expect(&call(Some(&c.amara_read), method, path.clone(), body.clone()).await, 200, route);
             expect(&call(None, method, path, body).await, 401, route);
             covered.push((method, route));
         }
+        let me = call(Some(&c.amara_read), "GET", "/api/identity".into(), None).await;
+        assert_eq!(
+            me.body,
+            json!({"subject": "user:default/amara.nwosu", "role": "developer", "scope": "read",
+                   "groups": ["group:default/checkout-team", "group:default/engineering", "group:default/keel"]})
+        );
         let uid = uid_of(&app, &c.amara_read, "checkout-service").await;
         let examples = location_of(&app, &c.amara_read, "checkout-service").await;
         for (route, path) in [

@@ -35,6 +35,11 @@ pub enum Command {
     /// Load an export into an empty store, in one transaction: on any bad
     /// line nothing is written, and the line is named.
     Import(ImportArgs),
+    /// Check an API token with a plinth server and keep it for the client
+    /// commands (in ~/.config/plinth/credentials.json, readable only by you).
+    Login(ServerArgs),
+    /// Forget the token kept for a server.
+    Logout(ServerArgs),
     /// API tokens, on the server's machine (its store directly): the first
     /// admin token of a server that requires tokens, or any token later.
     #[command(subcommand)]
@@ -238,9 +243,9 @@ pub enum CatalogCommand {
     },
 }
 
-/// How client commands reach plinth.
+/// Which plinth server, and the token to show it.
 #[derive(Debug, Args)]
-pub struct ClientArgs {
+pub struct ServerArgs {
     /// The plinth server.
     #[arg(
         long,
@@ -250,7 +255,9 @@ pub struct ClientArgs {
     )]
     pub server: String,
     /// An API token, for a server that requires one (plinth token create,
-    /// or POST /api/tokens); sent as Authorization: Bearer.
+    /// or POST /api/tokens); sent as Authorization: Bearer. Default: the
+    /// one plinth login kept for this server (plinth login itself reads it
+    /// from standard input, out of the shell's history).
     #[arg(
         long,
         env = "PLINTH_TOKEN",
@@ -258,6 +265,13 @@ pub struct ClientArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+}
+
+/// How client commands reach plinth.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Output: a table for people, JSON for scripts.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     pub output: Output,

@@ -56,17 +56,21 @@ fn a_server_that_requires_tokens_is_reached_with_one_from_plinth_token_create() 
     );
     let base = server.base_url();
     let server_url = base.trim_end_matches("/api/catalog");
+    let get_keel = |env: &[(&str, &str)]| {
+        plinth_env(
+            &scratch.0,
+            &[
+                "catalog",
+                "get",
+                "group:default/keel",
+                "--server",
+                server_url,
+            ],
+            env,
+        )
+    };
 
-    let refused = plinth(
-        &scratch.0,
-        &[
-            "catalog",
-            "get",
-            "group:default/keel",
-            "--server",
-            server_url,
-        ],
-    );
+    let refused = get_keel(&[]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     assert!(
         refused.stderr.contains("needs an API token"),
@@ -109,6 +113,52 @@ fn a_server_that_requires_tokens_is_reached_with_one_from_plinth_token_create() 
     let secret = made.stdout.trim();
     assert!(secret.starts_with("plinth_"), "{secret}");
     assert!(made.stderr.contains("shown once"), "{}", made.stderr);
+
+    // plinth login checks a token with the server and keeps it for the
+    // client commands; a token the server refuses is not kept.
+    let config = scratch.0.join("config");
+    let config_home = config.display().to_string();
+    let home = [("XDG_CONFIG_HOME", config_home.as_str())];
+    let wrong = format!("plinth_{}", "0".repeat(64));
+    let refused_login = plinth_env(
+        &scratch.0,
+        &["login", "--server", server_url, "--token", &wrong],
+        &home,
+    );
+    assert_eq!(refused_login.code, 1, "{}", refused_login.stderr);
+    assert!(
+        refused_login.stderr.contains("unknown, expired or revoked"),
+        "{}",
+        refused_login.stderr
+    );
+    assert!(!config.join("plinth/credentials.json").exists());
+    let login = plinth_env(
+        &scratch.0,
+        &["login", "--server", server_url, "--token", secret],
+        &home,
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    assert!(
+        login.stderr.contains("as service:ops (viewer, read scope)"),
+        "{}",
+        login.stderr
+    );
+    let kept = config.join("plinth/credentials.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let with_kept = get_keel(&home);
+    assert_eq!(with_kept.code, 0, "{}", with_kept.stderr);
+    let logout = plinth_env(&scratch.0, &["logout", "--server", server_url], &home);
+    assert_eq!(logout.code, 0, "{}", logout.stderr);
+    let forgotten = get_keel(&home);
+    assert!(
+        forgotten.stderr.contains("HTTP 401"),
+        "{}",
+        forgotten.stderr
+    );
 
     let got = plinth_env(
         &scratch.0,
@@ -162,17 +212,7 @@ fn a_server_that_requires_tokens_is_reached_with_one_from_plinth_token_create() 
         &["token", "revoke", id, "--data-dir", &data_dir],
     );
     assert_eq!(revoked.code, 0, "{}", revoked.stderr);
-    let after = plinth_env(
-        &scratch.0,
-        &[
-            "catalog",
-            "get",
-            "group:default/keel",
-            "--server",
-            server_url,
-        ],
-        &[("PLINTH_TOKEN", secret)],
-    );
+    let after = get_keel(&[("PLINTH_TOKEN", secret)]);
     assert!(
         after.stderr.contains("unknown, expired or revoked"),
         "{}",

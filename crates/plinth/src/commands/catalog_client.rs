@@ -55,9 +55,14 @@ impl Client {
             .timeout_global(Some(std::time::Duration::from_secs(300)))
             .build();
         Client {
-            base: args.server.trim_end_matches('/').to_owned(),
+            base: args.server.server.trim_end_matches('/').to_owned(),
             agent: config.into(),
-            authorization: args.token.as_ref().map(|t| format!("Bearer {}", t.trim())),
+            authorization: args
+                .server
+                .token
+                .clone()
+                .or_else(|| super::login::kept_token(&args.server.server))
+                .map(|t| format!("Bearer {}", t.trim())),
         }
     }
 
@@ -101,6 +106,25 @@ impl Client {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
         Ok(Answer { status, body })
+    }
+}
+
+/// Who `server` takes the holder of `token` to be (`GET /api/identity`);
+/// `None`, with the server's refusal printed, when it does not accept it.
+pub(crate) fn identity(server: &str, token: &str) -> anyhow::Result<Option<Value>> {
+    let client = Client::new(&ClientArgs {
+        server: crate::cli::ServerArgs {
+            server: server.to_owned(),
+            token: Some(token.to_owned()),
+        },
+        output: crate::cli::Output::Table,
+    });
+    let answer = client.call("GET", "/api/identity", None)?;
+    if answer.status == 200 {
+        Ok(Some(answer.body))
+    } else {
+        refused(&answer)?;
+        Ok(None)
     }
 }
 

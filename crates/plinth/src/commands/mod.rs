@@ -11,6 +11,7 @@ use crate::config::Config;
 
 mod catalog_client;
 mod catalog_validate;
+mod login;
 mod serve;
 mod token;
 mod transfer;
@@ -64,6 +65,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => transfer::export(&args),
         Command::Import(args) => transfer::import(&args),
         Command::Token(command) => token::run(&command),
+        Command::Login(args) => login::login(&args),
+        Command::Logout(args) => login::logout(&args),
     }
 }
 
