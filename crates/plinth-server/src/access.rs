@@ -28,6 +28,8 @@ pub struct AccessConfig {
     pub platform_admins: Vec<EntityRef>,
     /// Users and groups whose members may only read.
     pub viewers: Vec<EntityRef>,
+    /// People sign in with local accounts (`/sign-in`), kept in sessions.
+    pub sign_in: bool,
 }
 
 impl Default for AccessConfig {
@@ -36,6 +38,7 @@ impl Default for AccessConfig {
             anonymous: true,
             platform_admins: Vec::new(),
             viewers: Vec::new(),
+            sign_in: false,
         }
     }
 }
@@ -61,6 +64,9 @@ pub struct Caller {
     pub principal: Principal,
     /// The client's address, for the audit log.
     pub source: String,
+    /// A signed-in session's form token, which the portal's forms must
+    /// carry back; `None` for tokens and the local user.
+    pub csrf: Option<String>,
 }
 
 impl Caller {
@@ -96,7 +102,7 @@ impl Caller {
 /// Paths any client may call without identifying: probes, metrics and the
 /// portal's static files.
 fn public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics") || path.starts_with("/assets/")
+    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/sign-in") || path.starts_with("/assets/")
 }
 
 /// Finds the caller of every request (see the module's documentation).
@@ -117,6 +123,25 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
             }
         },
     };
+    // A signed-in session, when no token is presented.
+    let session = match (&presented, state.access.sign_in) {
+        (None, true) => match crate::portal::session_secret(req.headers()) {
+            Some(secret) => match session_of(&state, &secret).await {
+                Ok(found) => found,
+                Err(e) => return e.into_response(),
+            },
+            None => None,
+        },
+        _ => None,
+    };
+    if let Some((principal, csrf)) = session {
+        req.extensions_mut().insert(Caller {
+            principal,
+            source,
+            csrf: Some(csrf),
+        });
+        return next.run(req).await;
+    }
     let principal = match presented {
         Some(secret) => match principal_of_token(&state, &secret).await {
             Ok(Some(p)) => p,
@@ -132,6 +157,10 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         None if public(req.uri().path()) => {
             return next.run(req).await;
         }
+        None if state.access.sign_in && !req.uri().path().starts_with("/api/") => {
+            let wanted = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            return crate::portal::to_sign_in(wanted);
+        }
         None if !req.uri().path().starts_with("/api/") => {
             // A person in a browser: a page, not JSON.
             return crate::portal::unauthenticated(
@@ -145,8 +174,41 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
             .into_response();
         }
     };
-    req.extensions_mut().insert(Caller { principal, source });
+    req.extensions_mut().insert(Caller {
+        principal,
+        source,
+        csrf: None,
+    });
     next.run(req).await
+}
+
+/// The principal of a live session and its form token.
+async fn session_of(
+    state: &AppState,
+    secret: &str,
+) -> Result<Option<(Principal, String)>, ApiError> {
+    let Some(digest) = token::digest_of(secret) else {
+        return Ok(None);
+    };
+    let Some(session) = state.store.session(&digest).await? else {
+        return Ok(None);
+    };
+    let user: EntityRef =
+        session.account.user_ref.parse().map_err(|e| {
+            ApiError::internal(format!("account {}: user: {e}", session.account.name))
+        })?;
+    let groups = groups_of(state, &user).await?;
+    let role = match session.account.role.as_deref().and_then(Role::parse) {
+        Some(role) => role,
+        None => state.access.role_of(&user, &groups),
+    };
+    let principal = Principal {
+        subject: Subject::User(user),
+        role,
+        groups,
+        scope: None,
+    };
+    Ok(Some((principal, session.csrf)))
 }
 
 async fn principal_of_token(state: &AppState, secret: &str) -> Result<Option<Principal>, ApiError> {

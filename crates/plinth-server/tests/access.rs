@@ -49,6 +49,7 @@ async fn spawn(dialect: Dialect) -> Option<(TestApp, Callers)> {
         anonymous: false,
         platform_admins: vec!["group:default/platform-team".parse().unwrap()],
         viewers: vec!["user:default/maria.lopez".parse().unwrap()],
+        sign_in: false,
     };
     let app = TestApp::spawn_with(dialect, access).await?;
     let callers = Callers {
@@ -390,5 +391,101 @@ plinth_store::on_both_stores!(dialect => {
         }
         expect(&as_admin("GET", "/api/audit?limit=0".into(), None).await, 400, "limit 0");
         expect(&as_admin("GET", "/api/audit?format=xml".into(), None).await, 400, "format xml");
+    }
+    async fn people_sign_in_with_local_accounts() {
+        let access = AccessConfig {
+            anonymous: false,
+            sign_in: true,
+            platform_admins: vec!["group:default/platform-team".parse().unwrap()],
+            viewers: Vec::new(),
+        };
+        let Some(app) = TestApp::spawn_with(dialect, access).await else {
+            return;
+        };
+        for (name, user) in [("priya", "user:default/priya.raman"), ("amara", "user:default/amara.nwosu")] {
+            app.store
+                .create_account(&plinth_store::Account {
+                    name: name.into(),
+                    user_ref: user.into(),
+                    role: None,
+                    password_hash: plinth_access::password::hash(&format!("{name}-pass")).unwrap(),
+                })
+                .await
+                .unwrap();
+        }
+        let form = [("Content-Type", "application/x-www-form-urlencoded")];
+        let sign_in = |body: String, extra: Vec<(&'static str, &'static str)>| {
+            let app = &app;
+            async move {
+                let mut headers = form.to_vec();
+                headers.extend(extra);
+                app.request_raw("POST", "/sign-in", &headers, &body).await
+            }
+        };
+
+        // A browser without a session is sent to sign in, and back after.
+        let away = app.request_raw("GET", "/catalog?kind=group", &[], "").await;
+        assert_eq!(away.status, 303);
+        assert_eq!(away.header("location"), Some("/sign-in?next=%2Fcatalog%3Fkind%3Dgroup"));
+        let page = app.request_raw("GET", "/sign-in?next=/catalog", &[], "").await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.as_str().unwrap().contains("name=\"password\" type=\"password\""));
+
+        // Wrong passwords are refused, and five of them stop a sixth try.
+        for _ in 0..5 {
+            let wrong = sign_in("name=amara&password=guess&next=/".into(), vec![]).await;
+            assert_eq!(wrong.status, 401);
+            assert!(wrong.body.as_str().unwrap().contains("The name or the password is wrong."));
+        }
+        let throttled = sign_in("name=amara&password=amara-pass&next=/".into(), vec![]).await;
+        assert_eq!(throttled.status, 429);
+        assert!(throttled.body.as_str().unwrap().contains("Too many failed attempts"));
+        let unknown = sign_in("name=nobody&password=x&next=/".into(), vec![]).await;
+        assert_eq!(unknown.status, 401, "an unknown name looks like a wrong password");
+
+        // Signed in: a session cookie, and back where they were going
+        // (only ever a path on this server).
+        let ok = sign_in("name=priya&password=priya-pass&next=//evil.example/".into(), vec![]).await;
+        assert_eq!(ok.status, 303, "{}", ok.body);
+        assert_eq!(ok.header("location"), Some("/"));
+        let cookie = ok.header("set-cookie").unwrap().to_owned();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"), "{cookie}");
+        let behind_tls = sign_in("name=priya&password=priya-pass&next=/locations".into(), vec![("X-Forwarded-Proto", "https")]).await;
+        assert_eq!(behind_tls.header("location"), Some("/locations"));
+        assert!(behind_tls.header("set-cookie").unwrap().contains("; Secure"));
+        let session = cookie.split(';').next().unwrap().to_owned();
+        let with = [("Cookie", session.as_str())];
+        let me = app.request_raw("GET", "/api/identity", &with, "").await;
+        assert_eq!(me.body["subject"], "user:default/priya.raman");
+        assert_eq!(me.body["role"], "developer");
+        assert_eq!(me.body["scope"], Value::Null);
+
+        // Forms carry the session's token; without it they are refused.
+        let locations = app.request_raw("GET", "/locations", &with, "").await;
+        let html = locations.body.as_str().unwrap();
+        let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+        let target = app.dir.join("catalog/checkout-extra.yaml");
+        app.write("checkout-extra.yaml", "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: extra\nspec:\n  type: service\n  lifecycle: experimental\n  owner: payments-team\n");
+        let body = |csrf: &str| format!("type=file&target={}&csrf={csrf}", target.display());
+        let headers = [("Cookie", session.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+        let forged = app.request_raw("POST", "/locations", &headers, &body("forged")).await;
+        assert_eq!(forged.status, 403);
+        assert!(forged.body.as_str().unwrap().contains("reload the page"));
+        let sent = app.request_raw("POST", "/locations", &headers, &body(csrf)).await;
+        assert_eq!(sent.status, 303, "{}", sent.body);
+
+        // Signing out ends the session: the same cookie no longer works.
+        let out_page = app.request_raw("GET", "/sign-out", &with, "").await;
+        assert!(out_page.body.as_str().unwrap().contains("Signed in as user:default/priya.raman"));
+        let out = app.request_raw("POST", "/sign-out", &headers, &format!("csrf={csrf}")).await;
+        assert_eq!(out.status, 303);
+        assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+        let after = app.request_raw("GET", "/catalog", &with, "").await;
+        assert_eq!(after.status, 303, "the session is gone");
+
+        // Both sign-ins and the registration are in the audit log.
+        let log = app.store.audit(&plinth_store::AuditQuery { actor: Some("user:default/priya.raman".into()), limit: 10, ..Default::default() }).await.unwrap();
+        let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["location.create", "session.create", "session.create"]);
     }
 });

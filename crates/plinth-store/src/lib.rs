@@ -26,6 +26,7 @@ mod query;
 mod read;
 mod refresh;
 pub mod search;
+mod sign_in;
 pub mod testing;
 pub mod transfer;
 mod write;
@@ -39,6 +40,7 @@ pub use query::{
     EntityQuery, Filter, FilterSet, OrderField, Predicate, QueryPage, SearchHit, SortDirection,
 };
 pub use refresh::RefreshWriter;
+pub use sign_in::{Account, Session};
 pub use write::{
     FileUpdate, KnownFile, NewEntity, OrphanPolicy, RefreshOutcome, RefreshSummary, Unchanged,
 };
@@ -51,6 +53,8 @@ pub enum StoreError {
     Schema(String),
     #[error("location {0} is already registered")]
     LocationExists(String),
+    #[error("an account named {0} already exists")]
+    AccountExists(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("{0}")]

@@ -51,6 +51,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "access",
         include_str!("../migrations/sqlite/0008_access.sql"),
     ),
+    (
+        9,
+        "sign_in",
+        include_str!("../migrations/sqlite/0009_sign_in.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema started where SQLite's fourth migration left it.
@@ -89,6 +94,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         7,
         "access",
         include_str!("../migrations/postgres/0007_access.sql"),
+    ),
+    (
+        8,
+        "sign_in",
+        include_str!("../migrations/postgres/0008_sign_in.sql"),
     ),
 ];
 

@@ -163,6 +163,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PLINTH_ANONYMOUS", value_enum, value_name = "WHO")]
     pub anonymous: Option<crate::config::Anonymous>,
 
+    /// How people sign in to the portal: local (accounts kept by plinth).
+    /// Overrides access.sign_in.
+    #[arg(long, env = "PLINTH_SIGN_IN", value_enum, value_name = "HOW")]
+    pub sign_in: Option<crate::config::SignIn>,
+
     /// Log format: text for people, json for log collectors.
     #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

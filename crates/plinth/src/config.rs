@@ -36,6 +36,16 @@ pub struct AccessConfig {
     /// Users and groups whose members may only read.
     #[serde(default)]
     pub viewers: Vec<String>,
+    /// How people sign in to the portal: "local" (accounts kept by plinth;
+    /// an admin account is made at first start). Default: no sign-in.
+    pub sign_in: Option<SignIn>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SignIn {
+    /// Accounts kept by plinth, passwords hashed with Argon2.
+    Local,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -52,7 +62,9 @@ impl AccessConfig {
     pub fn resolve(
         &self,
         anonymous: Option<Anonymous>,
+        sign_in: Option<SignIn>,
     ) -> anyhow::Result<plinth_server::access::AccessConfig> {
+        let sign_in = sign_in.or(self.sign_in);
         let refs = |list: &[String], key: &str| -> anyhow::Result<Vec<plinth_model::EntityRef>> {
             list.iter()
                 .enumerate()
@@ -68,7 +80,16 @@ impl AccessConfig {
                 .collect()
         };
         Ok(plinth_server::access::AccessConfig {
-            anonymous: anonymous.or(self.anonymous).unwrap_or(Anonymous::Local) == Anonymous::Local,
+            // With sign-in, callers identify themselves unless told otherwise.
+            anonymous: anonymous
+                .or(self.anonymous)
+                .unwrap_or(if sign_in.is_some() {
+                    Anonymous::None
+                } else {
+                    Anonymous::Local
+                })
+                == Anonymous::Local,
+            sign_in: sign_in.is_some(),
             platform_admins: refs(&self.platform_admins, "platform_admins")?,
             viewers: refs(&self.viewers, "viewers")?,
         })

@@ -227,3 +227,83 @@ fn a_server_that_requires_tokens_is_reached_with_one_from_plinth_token_create() 
         "a token in the log"
     );
 }
+
+#[test]
+fn local_sign_in_makes_an_admin_at_first_start() {
+    let scratch = Scratch::new("access-sign-in");
+    let data = scratch.0.join("data");
+    // Signing in identifies people, so it may listen on any address.
+    let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--sign-in",
+            "local",
+            "--demo",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .current_dir(&scratch.0)
+        .env_remove("PLINTH_ANONYMOUS")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let server = Server::from_child(child);
+    let said = server
+        .wait_for(
+            "plinth: made the local account admin",
+            std::time::Duration::from_secs(60),
+        )
+        .expect("the first admin is announced");
+    assert!(said.contains("initial-admin-password"), "{said}");
+    let file = data.join("initial-admin-password");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let password = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert_eq!(password.len(), 20);
+    let base = server.base_url();
+    let port = base.rsplit(':').next().unwrap().split('/').next().unwrap();
+    let origin = format!("http://127.0.0.1:{port}");
+
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let mut answer = agent
+        .post(format!("{origin}/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send(format!("name=admin&password={password}&next=/locations").as_bytes())
+        .unwrap();
+    assert_eq!(
+        answer.status().as_u16(),
+        303,
+        "{}",
+        answer.body_mut().read_to_string().unwrap()
+    );
+    let cookie = answer
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let mut me = agent
+        .get(format!("{origin}/api/identity"))
+        .header("cookie", &session)
+        .call()
+        .unwrap();
+    let me: serde_json::Value =
+        serde_json::from_str(&me.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(me["subject"], "user:default/admin");
+    assert_eq!(me["role"], "platform-admin");
+    // A restart keeps the account and makes no second one.
+    drop(server);
+    let again = Server::start(&scratch.0, &data, &["--sign-in", "local"]);
+    again.base_url();
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), password);
+}

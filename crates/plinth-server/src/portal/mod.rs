@@ -27,6 +27,9 @@ use crate::params::pairs;
 use plinth_access::Action;
 
 mod apidoc;
+mod sign_in;
+
+pub(crate) use sign_in::{session_secret, to_sign_in};
 mod graph;
 
 use graph::{Graph, Node};
@@ -39,6 +42,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/catalog", get(explorer))
         .route("/catalog/{namespace}/{kind}/{name}", get(entity_page))
         .route("/locations", get(locations).post(register_location))
+        .route("/sign-in", get(sign_in::page).post(sign_in::sign_in))
+        .route(
+            "/sign-out",
+            get(sign_in::sign_out_page).post(sign_in::sign_out),
+        )
         .route("/assets/{file}", get(asset))
 }
 
@@ -123,6 +131,8 @@ fn templates() -> &'static Environment<'static> {
             ("entity.html", include_str!("templates/entity.html")),
             ("locations.html", include_str!("templates/locations.html")),
             ("error.html", include_str!("templates/error.html")),
+            ("sign_in.html", include_str!("templates/sign_in.html")),
+            ("sign_out.html", include_str!("templates/sign_out.html")),
         ] {
             // Templates are part of the binary: a broken one fails every test.
             env.add_template(name, text)
@@ -940,16 +950,18 @@ fn entity_graph<'a>(
 
 async fn locations(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Page {
     let p = pairs(raw.as_deref());
     let added = param(&p, "added");
-    locations_page(&state, &headers, added, None, StatusCode::OK).await
+    locations_page(&state, &caller, &headers, added, None, StatusCode::OK).await
 }
 
 async fn locations_page(
     state: &AppState,
+    caller: &Caller,
     headers: &HeaderMap,
     added: Option<String>,
     form: Option<(String, String, String)>,
@@ -995,6 +1007,7 @@ async fn locations_page(
         "added": added,
         "added_entities": added_entities,
         "form": {"type": kind, "target": target, "error": error},
+        "csrf": caller.csrf.as_deref().unwrap_or_default(),
         "types": [
             {"value": "file", "label": "File or glob"},
             {"value": "dir", "label": "Directory"},
@@ -1028,6 +1041,7 @@ async fn register_location(
     }
     let form = pairs(std::str::from_utf8(&body).ok());
     let field = |name: &str| param(&form, name).unwrap_or_default();
+    sign_in::check_csrf(&caller, &field("csrf"))?;
     let (kind, target) = (field("type"), field("target"));
     match register(&state, &caller, &kind, &target).await {
         Ok(id) => Ok(Redirect::to(&format!(
@@ -1039,6 +1053,7 @@ async fn register_location(
         Err(message) => {
             locations_page(
                 &state,
+                &caller,
                 &headers,
                 None,
                 Some((kind, target, message)),

@@ -97,13 +97,30 @@ impl TestApp {
         path: &str,
         body: Option<Value>,
     ) -> Reply {
-        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(auth) = &auth {
+            headers.push(("Authorization", auth));
+        }
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
+        self.request_raw(method, path, &headers, &body).await
+    }
+
+    /// A request with exactly these headers (and Host, Connection, Content-Length).
+    pub async fn request_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
             self.addr,
             body.len()
         );

@@ -73,8 +73,11 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
             store.add_location(kind, &target).await?;
         }
     }
-    let access = config.access.resolve(args.anonymous)?;
+    let access = config.access.resolve(args.anonymous, args.sign_in)?;
     let anonymous = access.anonymous;
+    if access.sign_in {
+        first_admin(&store, &data_dir).await?;
+    }
     let state = AppState::new(store.clone(), ingest.clone()).with_access(access);
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -86,9 +89,9 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     if anonymous && !addr.ip().is_loopback() {
         anyhow::bail!(
             "plinth serve listens on {addr}, which other machines can reach, and callers without a token would act as the local admin.\n\
-             Require API tokens: --anonymous none (or access.anonymous = \"none\" in plinth.toml, or PLINTH_ANONYMOUS=none), \
-             and create the first token on this machine with plinth token create --service NAME --role platform-admin --scope admin; \
-             or listen on 127.0.0.1."
+             Require identification: --anonymous none (or access.anonymous = \"none\" in plinth.toml, or PLINTH_ANONYMOUS=none) for API tokens \
+             (create the first on this machine with plinth token create --service NAME --role platform-admin --scope admin), \
+             and --sign-in local (access.sign_in = \"local\") for people in the portal; or listen on 127.0.0.1."
         );
     }
     let schedule = Schedule {
@@ -134,6 +137,41 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    Ok(())
+}
+
+/// With local sign-in and no account yet: an `admin` account (a platform
+/// admin) with a new password, written to a file only its owner may read,
+/// never to the log.
+async fn first_admin(store: &plinth_store::Store, data_dir: &Path) -> anyhow::Result<()> {
+    if store.account_count().await? > 0 {
+        return Ok(());
+    }
+    let password = plinth_access::password::generate().map_err(anyhow::Error::msg)?;
+    let hash = plinth_access::password::hash(&password).map_err(anyhow::Error::msg)?;
+    let file = data_dir.join("initial-admin-password");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(
+        &mut options
+            .open(&file)
+            .with_context(|| format!("cannot write {}", file.display()))?,
+        format!("{password}\n").as_bytes(),
+    )?;
+    store
+        .create_account(&plinth_store::Account {
+            name: "admin".into(),
+            user_ref: "user:default/admin".into(),
+            role: Some("platform-admin".into()),
+            password_hash: hash,
+        })
+        .await?;
+    eprintln!(
+        "plinth: made the local account admin (a platform admin); its password is in {} (readable only by you)",
+        file.display()
+    );
     Ok(())
 }
 
