@@ -487,5 +487,6 @@ plinth_store::on_both_stores!(dialect => {
         let log = app.store.audit(&plinth_store::AuditQuery { actor: Some("user:default/priya.raman".into()), limit: 10, ..Default::default() }).await.unwrap();
         let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(actions, ["location.create", "session.create", "session.create"]);
+        assert!(log.iter().all(|e| e.source == "127.0.0.1"), "{log:?}");
     }
 });

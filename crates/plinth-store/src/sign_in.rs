@@ -74,7 +74,8 @@ impl Store {
         }))
     }
 
-    /// Starts a session for `account`, lasting `lifetime`.
+    /// Starts a session for `account`, lasting `lifetime` (and forgets
+    /// sessions that have ended).
     pub async fn create_session(
         &self,
         digest: &str,
@@ -82,6 +83,13 @@ impl Store {
         csrf: &str,
         lifetime: std::time::Duration,
     ) -> Result<(), StoreError> {
+        sqlx::query(sql!(
+            self.dialect,
+            "DELETE FROM sessions WHERE expires_at <= ?"
+        ))
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
         sqlx::query(sql!(
             self.dialect,
             "INSERT INTO sessions (digest, account, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)"
@@ -129,8 +137,21 @@ impl Store {
         Ok(())
     }
 
-    /// Notes a failed sign-in for `name` from `source`.
-    pub async fn record_sign_in_failure(&self, name: &str, source: &str) -> Result<(), StoreError> {
+    /// Notes a failed sign-in for `name` from `source`, and forgets
+    /// failures from before `forget_before`.
+    pub async fn record_sign_in_failure(
+        &self,
+        name: &str,
+        source: &str,
+        forget_before: std::time::SystemTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sql!(
+            self.dialect,
+            "DELETE FROM sign_in_failures WHERE at < ?"
+        ))
+        .bind(timestamp(forget_before))
+        .execute(&self.pool)
+        .await?;
         sqlx::query(sql!(
             self.dialect,
             "INSERT INTO sign_in_failures (name, source, at) VALUES (?, ?, ?)"

@@ -6,10 +6,11 @@
 //! failed attempts for one account name within a quarter of an hour stop
 //! further attempts until the oldest of them is that old.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Extension, RawQuery, State};
+use axum::extract::{ConnectInfo, Extension, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use plinth_access::token::Secret;
@@ -88,6 +89,7 @@ fn form(headers: &HeaderMap, next: &str, name: &str, error: &str, status: Status
 /// `POST /sign-in` (name, password, next).
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Page {
@@ -105,7 +107,7 @@ pub(crate) async fn sign_in(
     let field = |name: &str| param(&fields, name).unwrap_or_default();
     let (name, given, next) = (field("name"), field("password"), field("next"));
     let next = safe_next(&next).to_owned();
-    let source = source_of(&headers);
+    let source = client.ip().to_string();
     let (failures, first) = state
         .store
         .sign_in_failures(&name, std::time::SystemTime::now() - FAILURE_WINDOW)
@@ -136,7 +138,11 @@ pub(crate) async fn sign_in(
     .await
     .unwrap_or(false);
     let Some(account) = account.filter(|_| matches) else {
-        state.store.record_sign_in_failure(&name, &source).await?;
+        let forget = std::time::SystemTime::now() - FAILURE_WINDOW;
+        state
+            .store
+            .record_sign_in_failure(&name, &source, forget)
+            .await?;
         return form(
             &headers,
             &next,
@@ -186,18 +192,6 @@ fn secure(headers: &HeaderMap) -> &'static str {
         .get("x-forwarded-proto")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     if https { "; Secure" } else { "" }
-}
-
-fn source_of(headers: &HeaderMap) -> String {
-    // The socket's address is in the request's extensions; the form's
-    // throttle only needs a label for the record.
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(
-            || "direct".to_owned(),
-            |v| v.split(',').next().unwrap_or("").trim().to_owned(),
-        )
 }
 
 /// A form sent with a session must carry the session's form token.

@@ -163,4 +163,46 @@ crate::on_both_stores!(dialect => {
         }
         assert_eq!(s.audit(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.unwrap(), all);
     }
+    async fn accounts_sessions_and_failures_are_kept_and_forgotten() {
+        let Some(f) = Fixture::new(dialect, "sign-in").await else {
+            return;
+        };
+        let s = &f.store;
+        assert_eq!(s.account_count().await.unwrap(), 0);
+        let ada = crate::Account {
+            name: "ada".into(),
+            user_ref: "user:default/ada".into(),
+            role: None,
+            password_hash: "$argon2id$...".into(),
+        };
+        s.create_account(&ada).await.unwrap();
+        let taken = s.create_account(&ada).await.unwrap_err();
+        assert!(matches!(taken, StoreError::AccountExists(ref n) if n == "ada"), "{taken}");
+        assert_eq!(s.account("ada").await.unwrap(), Some(ada.clone()));
+        assert_eq!(s.account("bob").await.unwrap(), None);
+
+        s.create_session("ended", "ada", "c0", std::time::Duration::ZERO).await.unwrap();
+        assert_eq!(s.session("ended").await.unwrap(), None, "an ended session is no session");
+        s.create_session("live", "ada", "c1", std::time::Duration::from_secs(60)).await.unwrap();
+        let live = s.session("live").await.unwrap().unwrap();
+        assert_eq!((live.account, live.csrf.as_str()), (ada, "c1"));
+        let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions").fetch_one(&s.pool).await.unwrap();
+        assert_eq!(kept, 1, "starting a session forgets ended ones");
+        s.delete_session("live").await.unwrap();
+        assert_eq!(s.session("live").await.unwrap(), None);
+
+        let now = std::time::SystemTime::now();
+        let hour = std::time::Duration::from_secs(3600);
+        for _ in 0..3 {
+            s.record_sign_in_failure("ada", "127.0.0.1", now - hour).await.unwrap();
+        }
+        let (n, first) = s.sign_in_failures("ada", now - hour).await.unwrap();
+        assert_eq!(n, 3);
+        assert!(first.is_some());
+        assert_eq!(s.sign_in_failures("bob", now - hour).await.unwrap().0, 0);
+        // Forgetting everything before a moment from now leaves only the newest.
+        s.record_sign_in_failure("ada", "127.0.0.1", now + std::time::Duration::from_secs(1)).await.unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sign_in_failures").fetch_one(&s.pool).await.unwrap();
+        assert_eq!(left, 1);
+    }
 });
