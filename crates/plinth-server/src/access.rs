@@ -164,7 +164,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         None if !req.uri().path().starts_with("/api/") => {
             // A person in a browser: a page, not JSON.
             return crate::portal::unauthenticated(
-                "This plinth requires an API token for every call, and signing in from the browser is not available yet. Use the API or the plinth CLI with a token (plinth token create makes one), or run plinth on 127.0.0.1.",
+                "This plinth requires an API token for every call, and signing in is not set up here (access.sign_in = \"local\" in plinth.toml). Use the API or the plinth CLI with a token (plinth token create makes one).",
             );
         }
         None => {
