@@ -222,7 +222,7 @@ async fn principal_of_token(state: &AppState, secret: &str) -> Result<Option<Pri
 }
 
 /// The principal a token stands for, with its scope as the cap.
-pub async fn principal_of(state: &AppState, record: &TokenRecord) -> Result<Principal, ApiError> {
+async fn principal_of(state: &AppState, record: &TokenRecord) -> Result<Principal, ApiError> {
     let scope = Scope::parse(&record.scope).unwrap_or(Scope::Read);
     if let Some(name) = record.subject.strip_prefix("service:") {
         return Ok(Principal {

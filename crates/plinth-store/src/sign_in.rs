@@ -28,6 +28,15 @@ pub struct Session {
     pub expires_at: String,
 }
 
+fn account(r: &sqlx::any::AnyRow) -> Account {
+    Account {
+        name: r.get("name"),
+        user_ref: r.get("user_ref"),
+        role: r.get("role"),
+        password_hash: r.get("password_hash"),
+    }
+}
+
 impl Store {
     pub async fn account_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM accounts")
@@ -66,12 +75,7 @@ impl Store {
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| Account {
-            name: r.get("name"),
-            user_ref: r.get("user_ref"),
-            role: r.get("role"),
-            password_hash: r.get("password_hash"),
-        }))
+        Ok(row.as_ref().map(account))
     }
 
     /// Starts a session for `account`, lasting `lifetime` (and forgets
@@ -117,12 +121,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| Session {
-            account: Account {
-                name: r.get("name"),
-                user_ref: r.get("user_ref"),
-                role: r.get("role"),
-                password_hash: r.get("password_hash"),
-            },
+            account: account(&r),
             csrf: r.get("csrf"),
             expires_at: r.get("expires_at"),
         }))

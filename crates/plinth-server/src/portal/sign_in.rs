@@ -130,9 +130,14 @@ pub(crate) async fn sign_in(
     // Verified on a blocking thread: Argon2 takes tens of milliseconds on purpose.
     let stored = account.as_ref().map(|a| a.password_hash.clone());
     let matches = tokio::task::spawn_blocking(move || {
-        // A missing account costs the same as a wrong password.
-        let stored =
-            stored.unwrap_or_else(|| password::hash("no such account").unwrap_or_default());
+        // A missing account costs the same as a wrong password: one
+        // verification, against a hash made once.
+        static NO_ACCOUNT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let stored = stored.unwrap_or_else(|| {
+            NO_ACCOUNT
+                .get_or_init(|| password::hash("no such account").unwrap_or_default())
+                .clone()
+        });
         password::verify(&given, &stored)
     })
     .await

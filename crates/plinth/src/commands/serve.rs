@@ -160,14 +160,23 @@ async fn first_admin(store: &plinth_store::Store, data_dir: &Path) -> anyhow::Re
             .with_context(|| format!("cannot write {}", file.display()))?,
         format!("{password}\n").as_bytes(),
     )?;
-    store
+    let made = store
         .create_account(&plinth_store::Account {
             name: "admin".into(),
             user_ref: "user:default/admin".into(),
             role: Some("platform-admin".into()),
             password_hash: hash,
         })
-        .await?;
+        .await;
+    match made {
+        // Replicas starting together: another one made it, and holds its
+        // password; this file would hold a password for nothing.
+        Err(plinth_store::StoreError::AccountExists(_)) => {
+            let _ = std::fs::remove_file(&file);
+            return Ok(());
+        }
+        other => other?,
+    }
     eprintln!(
         "plinth: made the local account admin (a platform admin); its password is in {} (readable only by you)",
         file.display()
