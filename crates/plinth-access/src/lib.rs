@@ -7,6 +7,7 @@
 //! the refusal's reason to the caller. No I/O: the store keeps tokens and
 //! the audit log, the server finds the principal.
 
+pub mod oidc;
 pub mod password;
 mod rules;
 pub mod token;

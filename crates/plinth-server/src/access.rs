@@ -28,8 +28,27 @@ pub struct AccessConfig {
     pub platform_admins: Vec<EntityRef>,
     /// Users and groups whose members may only read.
     pub viewers: Vec<EntityRef>,
-    /// People sign in with local accounts (`/sign-in`), kept in sessions.
-    pub sign_in: bool,
+    /// How people sign in to the portal, if they do.
+    pub sign_in: SignIn,
+}
+
+/// How people sign in to the portal (`/sign-in`); either way they are then
+/// kept in sessions.
+#[derive(Debug, Clone, Default)]
+pub enum SignIn {
+    /// No one signs in: API tokens, or the local user.
+    #[default]
+    Off,
+    /// Accounts kept by plinth, with passwords.
+    Local,
+    /// An OpenID Connect provider.
+    Oidc(std::sync::Arc<crate::oidc::OidcClient>),
+}
+
+impl SignIn {
+    pub fn on(&self) -> bool {
+        !matches!(self, SignIn::Off)
+    }
 }
 
 impl Default for AccessConfig {
@@ -38,7 +57,7 @@ impl Default for AccessConfig {
             anonymous: true,
             platform_admins: Vec::new(),
             viewers: Vec::new(),
-            sign_in: false,
+            sign_in: SignIn::Off,
         }
     }
 }
@@ -99,10 +118,12 @@ impl Caller {
     }
 }
 
-/// Paths any client may call without identifying: probes, metrics and the
-/// portal's static files.
+/// Paths any client may call without identifying: probes, metrics, the
+/// sign-in pages and the portal's static files.
 fn public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/sign-in") || path.starts_with("/assets/")
+    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/sign-in")
+        || path.starts_with("/sign-in/")
+        || path.starts_with("/assets/")
 }
 
 /// Finds the caller of every request (see the module's documentation).
@@ -124,7 +145,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         },
     };
     // A signed-in session, when no token is presented.
-    let session = match (&presented, state.access.sign_in) {
+    let session = match (&presented, state.access.sign_in.on()) {
         (None, true) => match crate::portal::session_secret(req.headers()) {
             Some(secret) => match session_of(&state, &secret).await {
                 Ok(found) => found,
@@ -157,14 +178,14 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         None if public(req.uri().path()) => {
             return next.run(req).await;
         }
-        None if state.access.sign_in && !req.uri().path().starts_with("/api/") => {
+        None if state.access.sign_in.on() && !req.uri().path().starts_with("/api/") => {
             let wanted = req.uri().path_and_query().map_or("/", |p| p.as_str());
             return crate::portal::to_sign_in(wanted);
         }
         None if !req.uri().path().starts_with("/api/") => {
             // A person in a browser: a page, not JSON.
             return crate::portal::unauthenticated(
-                "This plinth requires an API token for every call, and signing in is not set up here (access.sign_in = \"local\" in plinth.toml). Use the API or the plinth CLI with a token (plinth token create makes one).",
+                "This plinth requires an API token for every call, and signing in is not set up here (access.sign_in = \"oidc\" or \"local\" in plinth.toml). Use the API or the plinth CLI with a token (plinth token create makes one).",
             );
         }
         None => {

@@ -21,6 +21,7 @@ pub mod audit;
 mod catalog;
 pub mod error;
 pub mod metrics;
+pub mod oidc;
 mod params;
 mod portal;
 

@@ -17,7 +17,7 @@ pub fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-fn decode(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -49,7 +49,7 @@ async fn spawn(dialect: Dialect) -> Option<(TestApp, Callers)> {
         anonymous: false,
         platform_admins: vec!["group:default/platform-team".parse().unwrap()],
         viewers: vec!["user:default/maria.lopez".parse().unwrap()],
-        sign_in: false,
+        sign_in: plinth_server::access::SignIn::Off,
     };
     let app = TestApp::spawn_with(dialect, access).await?;
     let callers = Callers {
@@ -395,7 +395,7 @@ plinth_store::on_both_stores!(dialect => {
     async fn people_sign_in_with_local_accounts() {
         let access = AccessConfig {
             anonymous: false,
-            sign_in: true,
+            sign_in: plinth_server::access::SignIn::Local,
             platform_admins: vec!["group:default/platform-team".parse().unwrap()],
             viewers: Vec::new(),
         };

@@ -67,6 +67,24 @@ impl Store {
         }
     }
 
+    /// Keeps the account of a person signed in by an identity provider
+    /// (`name` such as `oidc:SUBJECT`), pointing at the User they matched
+    /// this time. Such an account has no password: local sign-in never
+    /// accepts it.
+    pub async fn provider_account(&self, name: &str, user_ref: &str) -> Result<(), StoreError> {
+        sqlx::query(sql!(
+            self.dialect,
+            "INSERT INTO accounts (name, user_ref, role, password_hash, created_at) VALUES (?, ?, NULL, '', ?)
+             ON CONFLICT (name) DO UPDATE SET user_ref = excluded.user_ref"
+        ))
+        .bind(name)
+        .bind(user_ref)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn account(&self, name: &str) -> Result<Option<Account>, StoreError> {
         let row = sqlx::query(sql!(
             self.dialect,

@@ -163,7 +163,9 @@ pub struct ServeArgs {
     #[arg(long, env = "PLINTH_ANONYMOUS", value_enum, value_name = "WHO")]
     pub anonymous: Option<crate::config::Anonymous>,
 
-    /// How people sign in to the portal: local (accounts kept by plinth).
+    /// How people sign in to the portal: oidc (an OpenID Connect provider,
+    /// set up in [access.oidc] of plinth.toml; its client secret in
+    /// PLINTH_OIDC_CLIENT_SECRET) or local (accounts kept by plinth).
     /// Overrides access.sign_in.
     #[arg(long, env = "PLINTH_SIGN_IN", value_enum, value_name = "HOW")]
     pub sign_in: Option<crate::config::SignIn>,

@@ -36,9 +36,84 @@ pub struct AccessConfig {
     /// Users and groups whose members may only read.
     #[serde(default)]
     pub viewers: Vec<String>,
-    /// How people sign in to the portal: "local" (accounts kept by plinth;
-    /// an admin account is made at first start). Default: no sign-in.
+    /// How people sign in to the portal: "oidc" (an OpenID Connect
+    /// provider, set up in [access.oidc]) or "local" (accounts kept by
+    /// plinth; an admin account is made at first start). Default: no sign-in.
     pub sign_in: Option<SignIn>,
+    /// The OpenID Connect provider, for sign_in = "oidc".
+    pub oidc: Option<OidcSettings>,
+}
+
+/// `[access.oidc]`: the provider people sign in with.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The provider's issuer URL, exactly as its discovery document
+    /// (ISSUER/.well-known/openid-configuration) names it.
+    pub issuer: Option<String>,
+    /// The client id plinth is registered with at the provider.
+    pub client_id: Option<String>,
+    /// The client's secret; better given as PLINTH_OIDC_CLIENT_SECRET,
+    /// which wins, so that it stays out of files.
+    pub client_secret: Option<String>,
+    /// This server's callback as registered at the provider, such as
+    /// https://plinth.example.com/sign-in/oidc/callback. Default: from the
+    /// host each request names.
+    pub redirect_url: Option<String>,
+    /// Scopes to ask for. Default: openid, email, profile.
+    pub scopes: Option<Vec<String>>,
+    /// The provider's name on the sign-in button. Default: "your organisation".
+    pub name: Option<String>,
+}
+
+impl OidcSettings {
+    fn client(
+        &self,
+        secret_from_env: Option<String>,
+    ) -> anyhow::Result<plinth_server::oidc::OidcClient> {
+        let required = |value: &Option<String>, key: &str, what: &str| {
+            value
+                .clone()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| anyhow::anyhow!("access.oidc.{key} is missing: set it to {what}"))
+        };
+        let issuer = required(&self.issuer, "issuer", "the provider's issuer URL")?;
+        plinth_access::oidc::check_url(&issuer)
+            .map_err(|e| anyhow::anyhow!("access.oidc.issuer: {e}"))?;
+        if let Some(url) = &self.redirect_url {
+            plinth_access::oidc::check_url(url)
+                .map_err(|e| anyhow::anyhow!("access.oidc.redirect_url: {e}"))?;
+            if !url.ends_with("/sign-in/oidc/callback") {
+                bail!(
+                    "access.oidc.redirect_url: {url:?} must end with /sign-in/oidc/callback, where plinth receives the provider's answer"
+                );
+            }
+        }
+        let client_secret = secret_from_env
+            .or_else(|| self.client_secret.clone())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("the OpenID Connect client secret is missing: set PLINTH_OIDC_CLIENT_SECRET (or access.oidc.client_secret)"))?;
+        Ok(plinth_server::oidc::OidcClient::new(
+            plinth_server::oidc::OidcConfig {
+                issuer,
+                client_id: required(
+                    &self.client_id,
+                    "client_id",
+                    "the client id plinth is registered with at the provider",
+                )?,
+                client_secret,
+                redirect_url: self.redirect_url.clone(),
+                scopes: self
+                    .scopes
+                    .clone()
+                    .unwrap_or_else(|| ["openid", "email", "profile"].map(String::from).to_vec()),
+                name: self
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| "your organisation".into()),
+            },
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -46,6 +121,8 @@ pub struct AccessConfig {
 pub enum SignIn {
     /// Accounts kept by plinth, passwords hashed with Argon2.
     Local,
+    /// An OpenID Connect provider ([access.oidc]).
+    Oidc,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -63,8 +140,14 @@ impl AccessConfig {
         &self,
         anonymous: Option<Anonymous>,
         sign_in: Option<SignIn>,
+        oidc_secret: Option<String>,
     ) -> anyhow::Result<plinth_server::access::AccessConfig> {
         let sign_in = sign_in.or(self.sign_in);
+        if self.oidc.is_some() && sign_in != Some(SignIn::Oidc) {
+            bail!(
+                "[access.oidc] is set but people do not sign in with it: set access.sign_in = \"oidc\" (or remove [access.oidc])"
+            );
+        }
         let refs = |list: &[String], key: &str| -> anyhow::Result<Vec<plinth_model::EntityRef>> {
             list.iter()
                 .enumerate()
@@ -89,7 +172,20 @@ impl AccessConfig {
                     Anonymous::Local
                 })
                 == Anonymous::Local,
-            sign_in: sign_in.is_some(),
+            sign_in: match sign_in {
+                None => plinth_server::access::SignIn::Off,
+                Some(SignIn::Local) => plinth_server::access::SignIn::Local,
+                Some(SignIn::Oidc) => {
+                    let Some(settings) = &self.oidc else {
+                        bail!(
+                            "access.sign_in is \"oidc\" but [access.oidc] is missing: set its issuer and client_id (and PLINTH_OIDC_CLIENT_SECRET)"
+                        );
+                    };
+                    plinth_server::access::SignIn::Oidc(std::sync::Arc::new(
+                        settings.client(oidc_secret)?,
+                    ))
+                }
+            },
             platform_admins: refs(&self.platform_admins, "platform_admins")?,
             viewers: refs(&self.viewers, "viewers")?,
         })

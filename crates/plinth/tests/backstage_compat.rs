@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use serde_json::{Value, json};
 
 mod common;
-use common::{Scratch, Server, copy_dir, npm_package, unavailable};
+use common::{Scratch, Server, copy_dir, free_port, npm_package, unavailable};
 
 const FILES: [&str; 5] = [
     "package.json",
@@ -36,14 +36,6 @@ impl Drop for Backstage {
             .current_dir(&self.dir)
             .status();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -395,15 +395,9 @@ fn main_pages_pass_an_accessibility_audit_in_both_themes() {
     let Some(browser) = Browser::start() else {
         return;
     };
-    let Some(axe_dir) = common::npm_package(
-        "portal_a11y",
-        &["package.json", "package-lock.json"],
-        "axe-core",
-    ) else {
-        common::unavailable("axe-core from the npm registry");
+    let Some(axe) = common::browser::axe() else {
         return;
     };
-    let axe = std::fs::read_to_string(axe_dir.join("node_modules/axe-core/axe.min.js")).unwrap();
     let demo = Demo::start("portal-a11y");
     let pages = [
         "/?group=checkout-team",
@@ -423,22 +417,47 @@ fn main_pages_pass_an_accessibility_audit_in_both_themes() {
             browser.script(&format!(
                 "document.documentElement.dataset.theme = '{theme}'; return true"
             ));
-            browser.script(&format!("{axe}\nreturn true;"));
-            let violations = browser.script_async(
-                "const done = arguments[arguments.length - 1];
-                 axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
-                   .then(r => done(r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at '
-                       + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))))
-                   .catch(e => done(['axe failed: ' + e]));",
-            );
-            for v in violations.as_array().expect("a list of violations") {
-                found.push(format!(
-                    "{theme} {page}: {}",
-                    v.as_str().unwrap_or_default()
-                ));
+            for v in browser.accessibility_violations(&axe) {
+                found.push(format!("{theme} {page}: {v}"));
             }
         }
     }
+    drop(demo);
+
+    // Local sign-in in the browser: the sign-in page, a wrong password,
+    // the first admin's password, a page with the session, the sign-out
+    // page; each audited as well.
+    let scratch = Scratch::new("portal-a11y-sign-in");
+    let data = scratch.0.join("data");
+    let server = Server::start(&scratch.0, &data, &["--demo", "--sign-in", "local"]);
+    let root = server
+        .base_url()
+        .trim_end_matches("/api/catalog")
+        .to_owned();
+    let password = std::fs::read_to_string(data.join("initial-admin-password")).unwrap();
+    let mut audit = |page: &str| {
+        browser.find("main h1");
+        for v in browser.accessibility_violations(&axe) {
+            found.push(format!("{page}: {v}"));
+        }
+    };
+    browser.goto(&format!("{root}/catalog"));
+    browser.wait_for_url("/sign-in?next=");
+    audit("/sign-in");
+    browser.type_text(&browser.find("#sign-in-name"), "admin");
+    browser.type_text(&browser.find("#sign-in-password"), "not the password");
+    browser.click(&browser.find("form.register button"));
+    browser.wait_text("#sign-in-error", |t| t.contains("wrong"));
+    audit("/sign-in with an error");
+    browser.type_text(&browser.find("#sign-in-password"), password.trim());
+    browser.click(&browser.find("form.register button"));
+    browser.wait_for_url(&format!("{root}/catalog"));
+    audit("/catalog signed in");
+    browser.click(&browser.find_with_text("header a", "Sign out"));
+    audit("/sign-out");
+    browser.click(&browser.find_with_text("main button", "Sign out"));
+    browser.goto(&format!("{root}/catalog"));
+    browser.wait_for_url("/sign-in?next=");
     assert!(
         found.is_empty(),
         "accessibility violations:\n{}",

@@ -27,6 +27,7 @@ use crate::params::pairs;
 use plinth_access::Action;
 
 mod apidoc;
+mod oidc;
 mod sign_in;
 
 pub(crate) use sign_in::{session_secret, to_sign_in};
@@ -43,6 +44,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/catalog/{namespace}/{kind}/{name}", get(entity_page))
         .route("/locations", get(locations).post(register_location))
         .route("/sign-in", get(sign_in::page).post(sign_in::sign_in))
+        .route("/sign-in/oidc", get(oidc::start))
+        .route("/sign-in/oidc/callback", get(oidc::callback))
         .route(
             "/sign-out",
             get(sign_in::sign_out_page).post(sign_in::sign_out),
@@ -239,7 +242,11 @@ fn html_headers() -> [(header::HeaderName, HeaderValue); 2] {
 /// Renders a page, or only `block` of it for an htmx request.
 fn render(name: &str, ctx: &Value, headers: &HeaderMap, block: Option<&str>) -> Page {
     let tmpl = templates().get_template(name)?;
-    let ctx = minijinja::value::Serde(ctx);
+    // The header offers signing out to a browser with a session.
+    let ctx = minijinja::context! {
+        signed_in => session_secret(headers).is_some(),
+        ..minijinja::Value::from(minijinja::value::Serde(ctx))
+    };
     let html = match block.filter(|_| is_htmx(headers)) {
         Some(block) => tmpl
             .render_captured(ctx)?
@@ -345,11 +352,29 @@ fn summary(e: &StoredEntity) -> Value {
 
 // ---- home ------------------------------------------------------------------
 
-async fn home(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Page {
+async fn home(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Page {
     let p = pairs(raw.as_deref());
     let asked = param(&p, "group");
-    let chosen = asked.clone().or_else(|| cookie(&headers, GROUP_COOKIE));
     let store = &state.store;
+    // The team shown: the one chosen here, else a signed-in person's own
+    // (the first group they are a member of).
+    let mut chosen = asked.clone().or_else(|| cookie(&headers, GROUP_COOKIE));
+    if chosen.is_none()
+        && let Some(Extension(caller)) = &caller
+        && let plinth_access::Subject::User(user) = &caller.principal.subject
+        && let Some(entity) = store.entity_by_ref(user).await?
+    {
+        chosen = entity
+            .relations
+            .iter()
+            .find(|(t, _)| t == "memberOf")
+            .map(|(_, group)| group.clone());
+    }
 
     // Suggestions for the group box; any name can still be typed.
     let group_names: Vec<String> = store
@@ -425,7 +450,7 @@ async fn home(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): 
     });
     let mut res = render("home.html", &ctx, &headers, None)?;
     if let Some(asked) = asked {
-        // Remembered until sign-in exists to say who is looking.
+        // Remembered for this browser: people choose a team other than their own.
         let cookie = if asked.is_empty() {
             format!("{GROUP_COOKIE}=; Path=/; Max-Age=0; SameSite=Lax; HttpOnly")
         } else {

@@ -15,11 +15,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use plinth_access::token::Secret;
 use plinth_access::{Subject, password};
+use plinth_store::Account;
 use serde_json::json;
 
 use super::{Page, PageError, encode, pairs, param, render, same_origin};
 use crate::AppState;
-use crate::access::Caller;
+use crate::access::{Caller, SignIn};
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "plinth_session";
@@ -44,7 +45,7 @@ pub(crate) fn session_secret(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Where to go after signing in: only a path on this server.
-fn safe_next(next: &str) -> &str {
+pub(super) fn safe_next(next: &str) -> &str {
     if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
         next
     } else {
@@ -56,7 +57,7 @@ fn not_configured() -> PageError {
     PageError {
         status: StatusCode::NOT_FOUND,
         title: "Signing in is not configured".into(),
-        message: "This plinth has no local accounts: set access.sign_in = \"local\" in plinth.toml to use them.".into(),
+        message: "Signing in is not set up on this plinth: set access.sign_in = \"oidc\" (with [access.oidc]) or \"local\" in plinth.toml.".into(),
     }
 }
 
@@ -66,12 +67,20 @@ pub(crate) async fn page(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Page {
-    if !state.access.sign_in {
-        return Err(not_configured());
-    }
     let p = pairs(raw.as_deref());
     let next = param(&p, "next").unwrap_or_default();
-    form(&headers, safe_next(&next), "", "", StatusCode::OK)
+    match &state.access.sign_in {
+        SignIn::Off => Err(not_configured()),
+        SignIn::Local => form(&headers, safe_next(&next), "", "", StatusCode::OK),
+        SignIn::Oidc(client) => {
+            let ctx = json!({
+                "page": {"title": "Sign in", "nav": ""},
+                "provider": client.config.name,
+                "start": format!("/sign-in/oidc?next={}", super::encode(safe_next(&next))),
+            });
+            render("sign_in.html", &ctx, &headers, None)
+        }
+    }
 }
 
 fn form(headers: &HeaderMap, next: &str, name: &str, error: &str, status: StatusCode) -> Page {
@@ -93,7 +102,7 @@ pub(crate) async fn sign_in(
     headers: HeaderMap,
     body: Bytes,
 ) -> Page {
-    if !state.access.sign_in {
+    if !matches!(state.access.sign_in, SignIn::Local) {
         return Err(not_configured());
     }
     if !same_origin(&headers) {
@@ -156,6 +165,27 @@ pub(crate) async fn sign_in(
             StatusCode::UNAUTHORIZED,
         );
     };
+    start_session(
+        &state,
+        &headers,
+        &account,
+        source,
+        json!({"account": account.name}),
+        &next,
+    )
+    .await
+}
+
+/// Starts a session for `account` (after a password or a provider said
+/// who it is): stored, audited, set as a cookie, and on to `next`.
+pub(super) async fn start_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    account: &Account,
+    source: String,
+    audited: serde_json::Value,
+    next: &str,
+) -> Page {
     let secret = Secret::generate().map_err(|_| PageError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         title: "No session".into(),
@@ -174,25 +204,25 @@ pub(crate) async fn sign_in(
             target: account.name.clone(),
             source,
             before: None,
-            after: Some(json!({"account": account.name})),
+            after: Some(audited),
         })
         .await?;
     let cookie = format!(
         "{COOKIE}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
         secret.expose(),
         SESSION.as_secs(),
-        secure(&headers)
+        secure(headers)
     );
-    let mut res = Redirect::to(&next).into_response();
+    let mut res = Redirect::to(safe_next(next)).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
-        res.headers_mut().insert(header::SET_COOKIE, v);
+        res.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(res)
 }
 
 /// `; Secure` when the request came over HTTPS (through a proxy that
 /// says so), where the browser must never send the cookie in clear.
-fn secure(headers: &HeaderMap) -> &'static str {
+pub(super) fn secure(headers: &HeaderMap) -> &'static str {
     let https = headers
         .get("x-forwarded-proto")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));

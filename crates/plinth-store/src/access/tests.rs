@@ -191,6 +191,12 @@ crate::on_both_stores!(dialect => {
         s.delete_session("live").await.unwrap();
         assert_eq!(s.session("live").await.unwrap(), None);
 
+        // A provider's account follows the User it matched last, and has no password.
+        s.provider_account("oidc:248289", "user:default/ada").await.unwrap();
+        s.provider_account("oidc:248289", "user:default/ada.lovelace").await.unwrap();
+        let account = s.account("oidc:248289").await.unwrap().unwrap();
+        assert_eq!((account.user_ref.as_str(), account.password_hash.as_str(), account.role), ("user:default/ada.lovelace", "", None));
+
         let now = std::time::SystemTime::now();
         let hour = std::time::Duration::from_secs(3600);
         for _ in 0..3 {

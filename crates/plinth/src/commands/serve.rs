@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use plinth_catalog::ingest::{self, IngestOptions};
 use plinth_server::AppState;
+use plinth_server::access::SignIn;
 
 use crate::cli::{LogFormat, ServeArgs};
 use crate::config::Config;
@@ -73,10 +74,16 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
             store.add_location(kind, &target).await?;
         }
     }
-    let access = config.access.resolve(args.anonymous, args.sign_in)?;
+    let access = config.access.resolve(
+        args.anonymous,
+        args.sign_in,
+        std::env::var("PLINTH_OIDC_CLIENT_SECRET").ok(),
+    )?;
     let anonymous = access.anonymous;
-    if access.sign_in {
-        first_admin(&store, &data_dir).await?;
+    match &access.sign_in {
+        SignIn::Local => first_admin(&store, &data_dir).await?,
+        SignIn::Oidc(client) => check_provider(client).await?,
+        SignIn::Off => {}
     }
     let state = AppState::new(store.clone(), ingest.clone()).with_access(access);
 
@@ -91,7 +98,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
             "plinth serve listens on {addr}, which other machines can reach, and callers without a token would act as the local admin.\n\
              Require identification: --anonymous none (or access.anonymous = \"none\" in plinth.toml, or PLINTH_ANONYMOUS=none) for API tokens \
              (create the first on this machine with plinth token create --service NAME --role platform-admin --scope admin), \
-             and --sign-in local (access.sign_in = \"local\") for people in the portal; or listen on 127.0.0.1."
+             and --sign-in oidc (access.sign_in = \"oidc\" with [access.oidc]) or --sign-in local for people in the portal; or listen on 127.0.0.1."
         );
     }
     let schedule = Schedule {
@@ -143,6 +150,24 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
 /// With local sign-in and no account yet: an `admin` account (a platform
 /// admin) with a new password, written to a file only its owner may read,
 /// never to the log.
+/// Asks the OpenID Connect provider for its configuration at start: a
+/// wrong one stops the start with the reason; an unreachable provider is
+/// only a warning (it is asked again at each sign-in until it answers).
+async fn check_provider(client: &plinth_server::oidc::OidcClient) -> anyhow::Result<()> {
+    use plinth_server::oidc::SignInError;
+    match client.provider(false).await {
+        Ok((provider, _)) => {
+            eprintln!("plinth: people sign in with {}", provider.issuer);
+            Ok(())
+        }
+        Err(SignInError::Unreachable(e)) => {
+            tracing::warn!(error = %e, "the OpenID Connect provider is not reachable yet; sign-in waits for it");
+            Ok(())
+        }
+        Err(e) => anyhow::bail!("access.oidc: {e}"),
+    }
+}
+
 async fn first_admin(store: &plinth_store::Store, data_dir: &Path) -> anyhow::Result<()> {
     if store.account_count().await? > 0 {
         return Ok(());

@@ -167,6 +167,13 @@ impl Browser {
         }
     }
 
+    /// Waits until the browser is at a URL containing `part`.
+    pub fn wait_for_url(&self, part: &str) {
+        self.wait(&format!("a URL with {part}"), || {
+            self.current_url().contains(part).then_some(())
+        });
+    }
+
     /// Waits until the text of the first element matching `css` satisfies `ok`.
     pub fn wait_text(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
         self.wait(&format!("the text of {css}"), || {
@@ -200,6 +207,39 @@ impl Browser {
             .as_str()
             .unwrap_or_default()
             .to_owned()
+    }
+
+    /// Forgets every cookie of the current page's host (all ports: a
+    /// provider and plinth on 127.0.0.1 share them).
+    pub fn delete_cookies(&self) {
+        self.call("DELETE", "/cookie", None);
+    }
+
+    /// The text of the whole page, as the person sees it.
+    pub fn page_text(&self) -> String {
+        self.script("return document.body.innerText")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// What axe-core (source `axe`, from [`axe`]) finds against WCAG 2.1 A
+    /// and AA on the current page, one line per rule broken.
+    pub fn accessibility_violations(&self, axe: &str) -> Vec<String> {
+        self.script(&format!("{axe}\nreturn true;"));
+        let violations = self.script_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+               .then(r => done(r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at '
+                   + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))))
+               .catch(e => done(['axe failed: ' + e]));",
+        );
+        violations
+            .as_array()
+            .expect("a list of violations")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect()
     }
 
     pub fn click(&self, e: &Element) {
@@ -278,4 +318,18 @@ fn base64_decode(s: &str) -> Vec<u8> {
         out.extend_from_slice(&n.to_be_bytes()[1..1 + take]);
     }
     out
+}
+
+/// axe-core's source (tests/portal_a11y, from npm); `None` (after saying
+/// why, and failing under CI) when npm cannot install it.
+pub fn axe() -> Option<String> {
+    let Some(dir) = super::npm_package(
+        "portal_a11y",
+        &["package.json", "package-lock.json"],
+        "axe-core",
+    ) else {
+        super::unavailable("axe-core from the npm registry");
+        return None;
+    };
+    Some(std::fs::read_to_string(dir.join("node_modules/axe-core/axe.min.js")).unwrap())
 }

@@ -249,3 +249,13 @@ pub fn http(url: &str, body: Option<&serde_json::Value>) -> (u16, serde_json::Va
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     (response.status().as_u16(), json)
 }
+
+/// A port nothing listens on now, for a process that must be told its
+/// port before it starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
