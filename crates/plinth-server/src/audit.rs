@@ -167,26 +167,25 @@ pub async fn revoke_token(
 
 const MAX_AUDIT_PAGE: usize = 1_000;
 
-/// `GET /api/audit?actor=&action=&target=&since=&until=&cursor=&limit=&format=jsonl`:
-/// newest first; `nextCursor` pages on. JSON lines (one entry a line) for
-/// export.
-pub async fn audit_log(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    caller.allow(&Action::ReadAudit)?;
-    let p = params::pairs(raw.as_deref());
-    let text = |key: &str| one(&p, key).map(str::to_owned);
+/// The audit log's filters from query parameters (`actor`, `action`,
+/// `target`, `since`, `until`, `cursor`, `limit`, `format`), as the API
+/// and the portal take them; and whether JSON lines are asked for (then
+/// without a limit unless one is given).
+pub(crate) fn audit_query(
+    p: &[(String, String)],
+    page: usize,
+) -> Result<(AuditQuery, bool), ApiError> {
+    let text = |key: &str| one(p, key).filter(|v| !v.is_empty()).map(str::to_owned);
     let number = |key: &str| -> Result<Option<i64>, ApiError> {
-        one(&p, key)
+        one(p, key)
+            .filter(|v| !v.is_empty())
             .map(|v| {
                 v.parse::<i64>()
                     .map_err(|_| ApiError::input(format!("{key}: \"{v}\" is not a whole number")))
             })
             .transpose()
     };
-    let jsonl = match one(&p, "format") {
+    let jsonl = match one(p, "format") {
         None | Some("json") => false,
         Some("jsonl") => true,
         Some(other) => {
@@ -196,13 +195,8 @@ pub async fn audit_log(
         }
     };
     let limit = match number("limit")? {
-        None => {
-            if jsonl {
-                usize::MAX
-            } else {
-                100
-            }
-        }
+        None if jsonl => usize::MAX,
+        None => page,
         Some(n) if n >= 1 => (n as usize).min(MAX_AUDIT_PAGE),
         Some(n) => return Err(ApiError::input(format!("limit: {n} must be at least 1"))),
     };
@@ -215,6 +209,21 @@ pub async fn audit_log(
         before_id: number("cursor")?,
         limit: limit.min(i64::MAX as usize),
     };
+    Ok((query, jsonl))
+}
+
+/// `GET /api/audit?actor=&action=&target=&since=&until=&cursor=&limit=&format=jsonl`:
+/// newest first; `nextCursor` pages on. JSON lines (one entry a line) for
+/// export.
+pub async fn audit_log(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.allow(&Action::ReadAudit)?;
+    let p = params::pairs(raw.as_deref());
+    let (query, jsonl) = audit_query(&p, 100)?;
+    let limit = query.limit;
     let entries = state.store.audit(&query).await?;
     if jsonl {
         let mut body = String::new();

@@ -391,6 +391,28 @@ plinth_store::on_both_stores!(dialect => {
         }
         expect(&as_admin("GET", "/api/audit?limit=0".into(), None).await, 400, "limit 0");
         expect(&as_admin("GET", "/api/audit?format=xml".into(), None).await, 400, "format xml");
+
+        // The same log in the portal: filtered, paged, exported; for platform admins only.
+        let html = |r: &Reply| r.body.as_str().unwrap_or_default().to_owned();
+        let all = as_admin("GET", "/audit".into(), None).await;
+        expect(&all, 200, "the portal's audit log");
+        let page = html(&all);
+        for (action, target) in &wanted {
+            assert!(page.contains(&format!("<code>{action}</code>")), "{action} missing from the page");
+            assert!(page.contains(target.as_str()), "{target} missing from the page");
+        }
+        assert!(page.contains("href=\"/api/audit?format=jsonl\""), "no export link");
+        let deletes = html(&as_admin("GET", "/audit?action=location.delete".into(), None).await);
+        assert!(deletes.contains("<code>location.delete</code>") && !deletes.contains("<code>location.create</code>"));
+        assert!(deletes.contains("href=\"/api/audit?action=location.delete&amp;format=jsonl\""), "the export keeps the filter");
+        let none = html(&as_admin("GET", "/audit?actor=user:default/nobody".into(), None).await);
+        assert!(none.contains("No entries match."));
+        let bad = as_admin("GET", "/audit?cursor=yesterday".into(), None).await;
+        assert_eq!(bad.status, 400, "a cursor that is not a number");
+        assert!(html(&bad).contains("cursor: &quot;yesterday&quot; is not a whole number"), "{}", html(&bad));
+        let refused = app.request_as(Some(&c.amara_admin), "GET", "/audit", None).await;
+        assert_eq!(refused.status, 403, "a developer reading the audit log");
+        assert!(html(&refused).contains("needs the platform-admin role"), "{}", html(&refused));
     }
     async fn people_sign_in_with_local_accounts() {
         let access = AccessConfig {

@@ -50,6 +50,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/sign-out",
             get(sign_in::sign_out_page).post(sign_in::sign_out),
         )
+        .route("/audit", get(audit_log))
         .route("/assets/{file}", get(asset))
 }
 
@@ -136,6 +137,7 @@ fn templates() -> &'static Environment<'static> {
             ("error.html", include_str!("templates/error.html")),
             ("sign_in.html", include_str!("templates/sign_in.html")),
             ("sign_out.html", include_str!("templates/sign_out.html")),
+            ("audit.html", include_str!("templates/audit.html")),
         ] {
             // Templates are part of the binary: a broken one fails every test.
             env.add_template(name, text)
@@ -1188,4 +1190,86 @@ async fn asset(Path(file): Path<String>) -> Response {
         body,
     )
         .into_response()
+}
+
+// ---- audit log ---------------------------------------------------------------
+
+/// The actions the audit log records, for the filter's choices.
+const AUDITED: [&str; 9] = [
+    "location.create",
+    "location.update",
+    "location.delete",
+    "location.refresh",
+    "entity.delete",
+    "entity.refresh",
+    "token.create",
+    "token.revoke",
+    "session.create",
+];
+
+/// Entries on one page of the audit log.
+const AUDIT_PAGE: usize = 50;
+
+/// `/audit?actor=&action=&target=&since=&until=&cursor=`: the audit log,
+/// newest first, for platform admins; the same filters as `/api/audit`,
+/// whose JSON lines export it links to.
+async fn audit_log(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Page {
+    let refused = |status: StatusCode, message: String| PageError {
+        status,
+        title: "Audit log".into(),
+        message,
+    };
+    caller
+        .allow(&Action::ReadAudit)
+        .map_err(|e| refused(e.status, e.message))?;
+    let p = pairs(raw.as_deref());
+    let (query, _) = crate::audit::audit_query(&p, AUDIT_PAGE).map_err(|e| {
+        refused(
+            e.status,
+            format!("{}. Change the filter and try again.", e.message),
+        )
+    })?;
+    let entries = state.store.audit(&query).await?;
+    let filters: Vec<(&str, String)> = ["actor", "action", "target", "since", "until"]
+        .into_iter()
+        .map(|k| (k, param(&p, k).unwrap_or_default()))
+        .collect();
+    let older = (entries.len() == query.limit)
+        .then(|| entries.last())
+        .flatten()
+        .map(|last| {
+            let mut with_cursor = filters.clone();
+            with_cursor.push(("cursor", last.id.to_string()));
+            format!("/audit{}", query_string(&with_cursor))
+        });
+    let mut export = filters.clone();
+    export.push(("format", "jsonl".into()));
+    let show = |v: &Option<Value>| {
+        v.as_ref()
+            .map(|v| serde_json::to_string_pretty(v).unwrap_or_default())
+    };
+    let ctx = json!({
+        "page": {"title": "Audit log", "nav": ""},
+        "filter": filters.iter().map(|(k, v)| (k.to_string(), Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
+        "actions": AUDITED,
+        "entries": entries.iter().map(|e| json!({
+            "id": e.id,
+            "at": e.at,
+            "actor": e.actor,
+            "actor_href": e.actor.parse::<EntityRef>().ok().map(|r| entity_href(&r.to_string())),
+            "action": e.action,
+            "target": e.target,
+            "source": e.source,
+            "before": show(&e.before),
+            "after": show(&e.after),
+        })).collect::<Vec<_>>(),
+        "older": older,
+        "export": format!("/api/audit{}", query_string(&export)),
+    });
+    render("audit.html", &ctx, &headers, None)
 }
