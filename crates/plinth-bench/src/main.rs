@@ -234,7 +234,7 @@ fn ingest(
         let options = IngestOptions::default();
         let target = check_location("dir", &dir.display().to_string(), &options)
             .map_err(anyhow::Error::msg)?;
-        let location = store.add_location("dir", &target).await?;
+        let location = store.add_location("dir", &target, None).await?;
         for round in ["first refresh", "unchanged refresh"] {
             let started = std::time::Instant::now();
             let report = refresh_location(&store, &location, &options).await?;

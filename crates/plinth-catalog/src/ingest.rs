@@ -244,7 +244,18 @@ pub async fn refresh_location(
     location: &Location,
     options: &IngestOptions,
 ) -> Result<RefreshReport, IngestError> {
-    refresh(store, location, options, None).await
+    refresh(store, location, options, None, None).await
+}
+
+/// [`refresh_location`] asked for by someone: `audit` makes its audit log
+/// entry, written in the refresh's own transaction.
+pub async fn refresh_location_audited(
+    store: &Store,
+    location: &Location,
+    options: &IngestOptions,
+    audit: plinth_store::RefreshAudit,
+) -> Result<RefreshReport, IngestError> {
+    refresh(store, location, options, None, Some(audit)).await
 }
 
 /// [`refresh_location`] as a scheduled job under `lease`: stored only if
@@ -255,7 +266,7 @@ pub async fn refresh_location_leased(
     options: &IngestOptions,
     lease: &Lease,
 ) -> Result<RefreshReport, IngestError> {
-    refresh(store, location, options, Some(lease)).await
+    refresh(store, location, options, Some(lease), None).await
 }
 
 async fn refresh(
@@ -263,6 +274,7 @@ async fn refresh(
     location: &Location,
     options: &IngestOptions,
     lease: Option<&Lease>,
+    audit: Option<plinth_store::RefreshAudit>,
 ) -> Result<RefreshReport, IngestError> {
     let started = std::time::Instant::now();
     // The known files are loaded while the reader walks the location (the
@@ -290,6 +302,9 @@ async fn refresh(
         Err(e) => Err(e),
     };
     let mut writer = store.refresh_writer(&location.id, options.orphans, lease);
+    if let Some(audit) = audit {
+        writer = writer.audited(audit);
+    }
     let mut waited = std::time::Duration::ZERO;
     let written = async {
         loaded?;

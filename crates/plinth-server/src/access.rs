@@ -94,27 +94,23 @@ impl Caller {
         authorize(&self.principal, action).map_err(|denied| ApiError::forbidden(denied.0))
     }
 
-    /// Appends a change to the audit log.
-    pub async fn record(
+    /// The audit log entry of a change this caller makes; the store writes
+    /// it in the change's own transaction.
+    pub fn entry(
         &self,
-        state: &AppState,
         action: &str,
         target: &str,
         before: Option<Value>,
         after: Option<Value>,
-    ) -> Result<(), ApiError> {
-        state
-            .store
-            .record(&AuditEntry {
-                actor: self.principal.subject.to_string(),
-                action: action.into(),
-                target: target.into(),
-                source: self.source.clone(),
-                before,
-                after,
-            })
-            .await?;
-        Ok(())
+    ) -> AuditEntry {
+        AuditEntry {
+            actor: self.principal.subject.to_string(),
+            action: action.into(),
+            target: target.into(),
+            source: self.source.clone(),
+            before,
+            after,
+        }
     }
 }
 

@@ -52,6 +52,7 @@ pub async fn issue_token(
     spec: &TokenSpec,
     created_by: &str,
     expires_in_days: Option<u32>,
+    audit: plinth_store::Audit<'_, plinth_store::TokenRecord>,
 ) -> Result<(plinth_store::TokenRecord, token::Secret), ApiError> {
     let secret = token::Secret::generate()
         .map_err(|e| ApiError::internal(format!("no randomness for a token: {e}")))?;
@@ -61,15 +62,18 @@ pub async fn issue_token(
         )
     });
     let record = store
-        .create_token(&NewToken {
-            name: spec.name.clone(),
-            subject: spec.subject.to_string(),
-            role: spec.role.map(|r| r.as_str().to_owned()),
-            scope: spec.scope.as_str().to_owned(),
-            digest: secret.digest(),
-            created_by: created_by.to_owned(),
-            expires_at,
-        })
+        .create_token(
+            &NewToken {
+                name: spec.name.clone(),
+                subject: spec.subject.to_string(),
+                role: spec.role.map(|r| r.as_str().to_owned()),
+                scope: spec.scope.as_str().to_owned(),
+                digest: secret.digest(),
+                created_by: created_by.to_owned(),
+                expires_at,
+            },
+            audit,
+        )
         .await?;
     Ok((record, secret))
 }
@@ -95,19 +99,19 @@ pub async fn create_token(
         subject: &spec.subject,
     })?;
     let created_by = caller.principal.subject.to_string();
-    let (record, secret) =
-        issue_token(&state.store, &spec, &created_by, body.expires_in_days).await?;
-    let listed = serde_json::to_value(&record).unwrap_or_default();
-    caller
-        .record(
-            &state,
-            "token.create",
-            &record.id,
-            None,
-            Some(listed.clone()),
-        )
-        .await?;
-    let mut answer = listed;
+    let audit = |record: &plinth_store::TokenRecord| {
+        let listed = serde_json::to_value(record).unwrap_or_default();
+        caller.entry("token.create", &record.id, None, Some(listed))
+    };
+    let (record, secret) = issue_token(
+        &state.store,
+        &spec,
+        &created_by,
+        body.expires_in_days,
+        Some(&audit),
+    )
+    .await?;
+    let mut answer = serde_json::to_value(&record).unwrap_or_default();
     answer["token"] = secret.expose().into();
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
@@ -152,16 +156,12 @@ pub async fn revoke_token(
     let subject = parse_subject(&record.subject)
         .map_err(|e| ApiError::internal(format!("token {id}: subject: {e}")))?;
     caller.allow(&Action::ManageTokens { subject: &subject })?;
-    let revoked = state.store.revoke_token(&id).await?;
-    caller
-        .record(
-            &state,
-            "token.revoke",
-            &id,
-            Some(serde_json::to_value(&record).unwrap_or_default()),
-            revoked.map(|r| serde_json::to_value(r).unwrap_or_default()),
-        )
-        .await?;
+    let before = serde_json::to_value(&record).unwrap_or_default();
+    let audit = |revoked: &plinth_store::TokenRecord| {
+        let after = serde_json::to_value(revoked).unwrap_or_default();
+        caller.entry("token.revoke", &id, Some(before.clone()), Some(after))
+    };
+    state.store.revoke_token(&id, Some(&audit)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

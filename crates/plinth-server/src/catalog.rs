@@ -386,12 +386,16 @@ pub async fn delete_entity_by_uid(
     caller.allow(&Action::ChangeEntity {
         owners: &owners(&entity.relations),
     })?;
-    if state.store.delete_entity_by_uid(&uid).await? {
-        let before = Some(entity.to_api_json());
-        caller
-            .record(&state, "entity.delete", &entity.entity_ref, before, None)
-            .await?;
-    }
+    let before = entity.to_api_json();
+    let audit = |_: &()| {
+        caller.entry(
+            "entity.delete",
+            &entity.entity_ref,
+            Some(before.clone()),
+            None,
+        )
+    };
+    state.store.delete_entity_by_uid(&uid, Some(&audit)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -569,21 +573,20 @@ pub async fn update_location(
     allow_location(&state, &caller, &id).await?;
     let target =
         ingest::check_location(&body.kind, &body.target, &state.ingest).map_err(ApiError::input)?;
-    let location = state
-        .store
-        .update_location(&id, &body.kind, &target)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Found no location with ID {id}")))?;
-    state.refresh(&location).await?;
-    caller
-        .record(
-            &state,
+    let audit = |after: &plinth_store::Location| {
+        caller.entry(
             "location.update",
             &id,
             Some(location_json(&before)),
-            Some(location_json(&location)),
+            Some(location_json(after)),
         )
-        .await?;
+    };
+    let location = state
+        .store
+        .update_location(&id, &body.kind, &target, Some(&audit))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Found no location with ID {id}")))?;
+    state.refresh(&location).await?;
     Ok(Json(location_json(&location)))
 }
 
@@ -660,19 +663,17 @@ pub async fn add_location(
             body.kind
         )));
     }
-    let location = state.store.add_location(&body.kind, &target).await?;
+    let audit = |added: &plinth_store::Location| {
+        let after = json!({"location": location_json(added)});
+        caller.entry("location.create", &added.id, None, Some(after))
+    };
+    let location = state
+        .store
+        .add_location(&body.kind, &target, Some(&audit))
+        .await?;
     state.refresh(&location).await?;
     let page = state.store.entities_of_location(&location.id).await?;
     let entities: Vec<Value> = page.iter().map(StoredEntity::to_api_json).collect();
-    caller
-        .record(
-            &state,
-            "location.create",
-            &location.id,
-            None,
-            Some(json!({"location": location_json(&location), "entities": page.len()})),
-        )
-        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"location": location_json(&location), "entities": entities})),
@@ -689,16 +690,8 @@ pub async fn delete_location(
     let location = find_location(&state, &id).await?;
     allow_location(&state, &caller, &id).await?;
     let _guard = state.refresh_lock.lock().await;
-    if state.store.delete_location(&id).await? {
-        caller
-            .record(
-                &state,
-                "location.delete",
-                &id,
-                Some(location_json(&location)),
-                None,
-            )
-            .await?;
+    let audit = |_: &()| caller.entry("location.delete", &id, Some(location_json(&location)), None);
+    if state.store.delete_location(&id, Some(&audit)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(
@@ -727,14 +720,14 @@ pub async fn refresh_location_by_id(
 ) -> Result<Json<Value>, ApiError> {
     let location = find_location(&state, &id).await?;
     caller.allow(&Action::Refresh)?;
-    let report = state.refresh(&location).await?;
-    caller
-        .record(
-            &state,
-            "location.refresh",
-            &id,
-            None,
-            Some(json!({"summary": report.summary})),
+    let entry = caller.entry("location.refresh", &id, None, None);
+    let report = state
+        .refresh_audited(
+            &location,
+            Box::new(move |summary| plinth_store::AuditEntry {
+                after: Some(json!({ "summary": summary })),
+                ..entry
+            }),
         )
         .await?;
     let (status, message) = match &report.outcome {
@@ -771,14 +764,15 @@ pub async fn refresh(
         return Err(ApiError::not_found(format!("No entity {r} found")));
     };
     caller.allow(&Action::Refresh)?;
-    let report = state.refresh(&location).await?;
-    caller
-        .record(
-            &state,
-            "entity.refresh",
-            &r.to_string(),
-            None,
-            Some(json!({"locationId": location.id, "summary": report.summary})),
+    let entry = caller.entry("entity.refresh", &r.to_string(), None, None);
+    let location_id = location.id.clone();
+    state
+        .refresh_audited(
+            &location,
+            Box::new(move |summary| plinth_store::AuditEntry {
+                after: Some(json!({ "locationId": location_id, "summary": summary })),
+                ..entry
+            }),
         )
         .await?;
     Ok(StatusCode::OK)
@@ -798,7 +792,7 @@ async fn read_unregistered(
     target: &str,
 ) -> Result<(plinth_store::Store, Location, ingest::RefreshReport), ApiError> {
     let scratch = plinth_store::Store::open_in_memory().await?;
-    let location = scratch.add_location(kind, target).await?;
+    let location = scratch.add_location(kind, target, None).await?;
     let report = refresh_location(&scratch, &location, &state.ingest).await?;
     Ok((scratch, location, report))
 }

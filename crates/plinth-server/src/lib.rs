@@ -64,7 +64,17 @@ impl AppState {
         &self,
         location: &plinth_store::Location,
     ) -> Result<plinth_catalog::ingest::RefreshReport, plinth_catalog::ingest::IngestError> {
-        self.refresh_with(location, None).await
+        self.refresh_with(location, None, None).await
+    }
+
+    /// [`AppState::refresh`] asked for by a caller: `audit` makes the audit
+    /// log entry, written in the refresh's own transaction.
+    pub async fn refresh_audited(
+        &self,
+        location: &plinth_store::Location,
+        audit: plinth_store::RefreshAudit,
+    ) -> Result<plinth_catalog::ingest::RefreshReport, plinth_catalog::ingest::IngestError> {
+        self.refresh_with(location, None, Some(audit)).await
     }
 
     /// [`AppState::refresh`] as a scheduled job under `lease` (see
@@ -74,22 +84,28 @@ impl AppState {
         location: &plinth_store::Location,
         lease: &plinth_store::Lease,
     ) -> Result<plinth_catalog::ingest::RefreshReport, plinth_catalog::ingest::IngestError> {
-        self.refresh_with(location, Some(lease)).await
+        self.refresh_with(location, Some(lease), None).await
     }
 
     async fn refresh_with(
         &self,
         location: &plinth_store::Location,
         lease: Option<&plinth_store::Lease>,
+        audit: Option<plinth_store::RefreshAudit>,
     ) -> Result<plinth_catalog::ingest::RefreshReport, plinth_catalog::ingest::IngestError> {
-        use plinth_catalog::ingest::{refresh_location, refresh_location_leased};
+        use plinth_catalog::ingest::{
+            refresh_location, refresh_location_audited, refresh_location_leased,
+        };
         let _guard = self.refresh_lock.lock().await;
         let started = std::time::Instant::now();
-        let result = match lease {
-            Some(lease) => {
+        let result = match (lease, audit) {
+            (Some(lease), _) => {
                 refresh_location_leased(&self.store, location, &self.ingest, lease).await
             }
-            None => refresh_location(&self.store, location, &self.ingest).await,
+            (None, Some(audit)) => {
+                refresh_location_audited(&self.store, location, &self.ingest, audit).await
+            }
+            (None, None) => refresh_location(&self.store, location, &self.ingest).await,
         };
         let took = started.elapsed();
         match &result {

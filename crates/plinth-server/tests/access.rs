@@ -30,15 +30,18 @@ struct Callers {
 async fn token(app: &TestApp, subject: &str, scope: &str) -> String {
     let secret = Secret::generate().unwrap();
     app.store
-        .create_token(&NewToken {
-            name: format!("{subject} {scope}"),
-            subject: subject.into(),
-            role: None,
-            scope: scope.into(),
-            digest: secret.digest(),
-            created_by: "local".into(),
-            expires_at: None,
-        })
+        .create_token(
+            &NewToken {
+                name: format!("{subject} {scope}"),
+                subject: subject.into(),
+                role: None,
+                scope: scope.into(),
+                digest: secret.digest(),
+                created_by: "local".into(),
+                expires_at: None,
+            },
+            None,
+        )
         .await
         .unwrap();
     secret.expose().to_owned()

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::dialect::sql;
+use crate::dialect::{Dialect, sql};
 use crate::{Store, StoreError, now};
 
 /// A token to create; its secret is known only to the caller.
@@ -53,6 +53,35 @@ pub struct AuditEntry {
     pub source: String,
     pub before: Option<Value>,
     pub after: Option<Value>,
+}
+
+/// The audit entry of a change, made from what the change made, and
+/// written in the change's own transaction: a change never commits without
+/// its entry, nor an entry without its change. `None`: not audited (tests,
+/// and what the server does on its own, such as scheduled refreshes).
+pub type Audit<'a, T> = Option<&'a (dyn Fn(&T) -> AuditEntry + Send + Sync)>;
+
+/// Appends `entry` to the audit log through `ex` (a transaction, or the pool).
+pub(crate) async fn append<'e, E>(ex: E, d: Dialect, entry: &AuditEntry) -> Result<i64, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+    let id: i64 = sqlx::query_scalar(sql!(
+        d,
+        "INSERT INTO audit_log (at, actor, action, target, source, before, after)
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
+    ))
+    .bind(now())
+    .bind(&entry.actor)
+    .bind(&entry.action)
+    .bind(&entry.target)
+    .bind(&entry.source)
+    .bind(json(&entry.before))
+    .bind(json(&entry.after))
+    .fetch_one(ex)
+    .await?;
+    Ok(id)
 }
 
 /// A recorded change.
@@ -105,13 +134,17 @@ fn token(r: &sqlx::any::AnyRow) -> TokenRecord {
 }
 
 impl Store {
-    pub async fn create_token(&self, new: &NewToken) -> Result<TokenRecord, StoreError> {
+    pub async fn create_token(
+        &self,
+        new: &NewToken,
+        audit: Audit<'_, TokenRecord>,
+    ) -> Result<TokenRecord, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query(sql!(
-            self.dialect,
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(self.dialect.sql(format!(
             "INSERT INTO api_tokens (id, name, subject, role, scope, digest, created_at, created_by, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {TOKEN_COLUMNS}"
+        )))
         .bind(&id)
         .bind(&new.name)
         .bind(&new.subject)
@@ -121,11 +154,14 @@ impl Store {
         .bind(now())
         .bind(&new.created_by)
         .bind(&new.expires_at)
-        .execute(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        self.token(&id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("token {id} vanished")))
+        let record = token(&row);
+        if let Some(audit) = audit {
+            append(&mut *tx, self.dialect, &audit(&record)).await?;
+        }
+        tx.commit().await?;
+        Ok(record)
     }
 
     pub async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
@@ -194,16 +230,32 @@ impl Store {
 
     /// Revokes a token (once: revoking again keeps the first time).
     /// `None` when there is no such token.
-    pub async fn revoke_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+    pub async fn revoke_token(
+        &self,
+        id: &str,
+        audit: Audit<'_, TokenRecord>,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(sql!(
             self.dialect,
             "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
         ))
         .bind(now())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        self.token(id).await
+        let row = sqlx::query(self.dialect.sql(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let record = row.as_ref().map(token);
+        if let (Some(audit), Some(record)) = (audit, &record) {
+            append(&mut *tx, self.dialect, &audit(record)).await?;
+        }
+        tx.commit().await?;
+        Ok(record)
     }
 
     /// The owners of a location's entities, and whether some entity has
@@ -235,22 +287,7 @@ impl Store {
 
     /// Appends an entry to the audit log.
     pub async fn record(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
-        let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
-        let id: i64 = sqlx::query_scalar(sql!(
-            self.dialect,
-            "INSERT INTO audit_log (at, actor, action, target, source, before, after)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
-        ))
-        .bind(now())
-        .bind(&entry.actor)
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(&entry.source)
-        .bind(json(&entry.before))
-        .bind(json(&entry.after))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(id)
+        append(&self.pool, self.dialect, entry).await
     }
 
     /// Entries of the audit log, newest first.

@@ -31,7 +31,7 @@ pub mod testing;
 pub mod transfer;
 mod write;
 
-pub use access::{AuditEntry, AuditQuery, AuditRecord, NewToken, TokenRecord};
+pub use access::{Audit, AuditEntry, AuditQuery, AuditRecord, NewToken, TokenRecord};
 pub use dialect::Dialect;
 pub use jobs::{Lease, now_ms};
 pub use overview::CatalogHealth;
@@ -39,7 +39,7 @@ pub use plinth_model::{EntityRef, Relation, RelationType};
 pub use query::{
     EntityQuery, Filter, FilterSet, OrderField, Predicate, QueryPage, SearchHit, SortDirection,
 };
-pub use refresh::RefreshWriter;
+pub use refresh::{RefreshAudit, RefreshWriter};
 pub use sign_in::{Account, Session};
 pub use write::{
     FileUpdate, KnownFile, NewEntity, OrphanPolicy, RefreshOutcome, RefreshSummary, Unchanged,

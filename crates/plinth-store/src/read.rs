@@ -6,13 +6,14 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::access::Audit;
 use crate::dialect::sql;
 use crate::{EntityRef, Location, LocationRefresh, Store, StoreError, StoredEntity};
 
-const LOCATION_COLUMNS: &str =
+pub(crate) const LOCATION_COLUMNS: &str =
     "id, type, target, created_at, refreshed_at, refresh_status, refresh_message";
 
-fn location_from_row(r: &AnyRow) -> Location {
+pub(crate) fn location_from_row(r: &AnyRow) -> Location {
     let at: Option<String> = r.get("refreshed_at");
     Location {
         id: r.get("id"),
@@ -250,7 +251,11 @@ impl Store {
 
     /// Deletes an entity by uid. It comes back on the next refresh of its
     /// location if its file still defines it (as in Backstage).
-    pub async fn delete_entity_by_uid(&self, uid: &str) -> Result<bool, StoreError> {
+    pub async fn delete_entity_by_uid(
+        &self,
+        uid: &str,
+        audit: Audit<'_, ()>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let id: Option<i64> =
             sqlx::query_scalar(sql!(self.dialect, "SELECT id FROM entities WHERE uid = ?"))
@@ -277,6 +282,9 @@ impl Store {
                 .await?;
         }
         crate::write::bump_version(&mut tx).await?;
+        if let Some(audit) = audit {
+            crate::access::append(&mut *tx, self.dialect, &audit(&())).await?;
+        }
         tx.commit().await?;
         self.written();
         Ok(true)

@@ -78,9 +78,13 @@ impl Store {
             lease: lease.cloned(),
             tx: None,
             state: State::default(),
+            audit: None,
         }
     }
 }
+
+/// The audit entry of a refresh, made from what it changed.
+pub type RefreshAudit = Box<dyn FnOnce(&RefreshSummary) -> crate::AuditEntry + Send>;
 
 /// A refresh in progress; see [`Store::refresh_writer`].
 pub struct RefreshWriter<'s> {
@@ -91,6 +95,8 @@ pub struct RefreshWriter<'s> {
     /// Opened by the first batch with a changed file, so that reading an
     /// unchanged location never holds the write turn.
     tx: Option<Transaction<'static, Any>>,
+    /// Written in the refresh's own transaction, when someone asked for it.
+    audit: Option<RefreshAudit>,
     state: State,
 }
 
@@ -176,6 +182,12 @@ impl RefreshWriter<'_> {
     /// status is recorded and everything is committed. With a lease, it
     /// fails with [`StoreError::LeaseLost`] unless the lease is still held,
     /// and the commit ends the job.
+    /// Records the refresh in the audit log, in its own transaction.
+    pub fn audited(mut self, audit: RefreshAudit) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
     pub async fn finish(mut self, outcome: &RefreshOutcome) -> Result<RefreshSummary, StoreError> {
         self.open().await?;
         let d = self.store.dialect;
@@ -204,6 +216,9 @@ impl RefreshWriter<'_> {
             .await?;
         if let Some(lease) = &self.lease {
             crate::jobs::finish_job(tx, d, location_id, lease).await?;
+        }
+        if let Some(audit) = self.audit.take() {
+            crate::access::append(&mut **tx, d, &audit(&st.summary)).await?;
         }
         let tx = self.tx.take().expect("opened above");
         tx.commit().await?;

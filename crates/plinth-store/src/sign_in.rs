@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::access::{Audit, append};
 use crate::dialect::sql;
 use crate::{Store, StoreError, now, timestamp};
 
@@ -104,13 +105,15 @@ impl Store {
         account: &str,
         csrf: &str,
         lifetime: std::time::Duration,
+        audit: Audit<'_, ()>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(sql!(
             self.dialect,
             "DELETE FROM sessions WHERE expires_at <= ?"
         ))
         .bind(now())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         sqlx::query(sql!(
             self.dialect,
@@ -121,8 +124,12 @@ impl Store {
         .bind(csrf)
         .bind(now())
         .bind(timestamp(std::time::SystemTime::now() + lifetime))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if let Some(audit) = audit {
+            append(&mut *tx, self.dialect, &audit(&())).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

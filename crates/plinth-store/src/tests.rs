@@ -79,7 +79,7 @@ async fn the_bulk_path_leaves_the_indexes_the_migrations_made() {
         );
     }
 
-    let location = store.add_location("file", "/big.yaml").await.unwrap();
+    let location = store.add_location("file", "/big.yaml", None).await.unwrap();
     // About 15 rows per entity: well over the bulk threshold.
     let big = [file("/big.yaml", 0..5_000)];
     let summary = store
@@ -144,7 +144,7 @@ async fn the_bulk_path_leaves_the_indexes_the_migrations_made() {
 
 /// Registers a file location at `path` holding components `svc-<names>`.
 async fn refresh_one_file(store: &Store, path: &str, names: std::ops::Range<usize>) {
-    let location = store.add_location("file", path).await.unwrap();
+    let location = store.add_location("file", path, None).await.unwrap();
     let files = [file(path, names)];
     store
         .apply_refresh(
@@ -287,7 +287,7 @@ crate::on_both_stores!(dialect => {
             return;
         };
         let store = db.open().await;
-        let location = store.add_location("file", "/big.yaml").await.unwrap();
+        let location = store.add_location("file", "/big.yaml", None).await.unwrap();
         let big = [file("/big.yaml", 0..6_000)];
         let summary = store
             .apply_refresh(&location.id, &big, &[], &RefreshOutcome::Ok, OrphanPolicy::Delete, None)
@@ -334,7 +334,7 @@ crate::on_both_stores!(dialect => {
             return;
         };
         let store = db.open().await;
-        let location = store.add_location("file", "/x.yaml").await.unwrap();
+        let location = store.add_location("file", "/x.yaml", None).await.unwrap();
         let now = now_ms();
         let claimed = store.claim_due_location("a", now, now + 1_000).await.unwrap();
         assert_eq!(claimed.map(|l| l.id), Some(location.id.clone()), "new locations are due");
@@ -378,7 +378,7 @@ crate::on_both_stores!(dialect => {
             return;
         };
         let store = db.open().await;
-        let location = store.add_location("file", "/a.yaml").await.unwrap();
+        let location = store.add_location("file", "/a.yaml", None).await.unwrap();
         let refresh = |files: Vec<FileUpdate>| {
             let (store, id) = (store.clone(), location.id.clone());
             async move {
@@ -468,7 +468,7 @@ crate::on_both_stores!(dialect => {
             return;
         };
         let store = db.open().await;
-        let location = store.add_location("file", "/o.yaml").await.unwrap();
+        let location = store.add_location("file", "/o.yaml", None).await.unwrap();
         let tags: [&[&str]; 8] = [&["m"], &[], &["z", "b"], &["b"], &[], &["a", "y"], &["m"], &["c"]];
         let entities: Vec<NewEntity> = tags
             .iter()

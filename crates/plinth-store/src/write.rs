@@ -8,6 +8,7 @@ use sqlx::{Any, Row, Transaction};
 
 use crate::search::{SearchRow, search_rows, search_tokens};
 
+use crate::access::{Audit, append};
 use crate::dialect::{Dialect, sql};
 use crate::{EntityRef, Location, Relation, Store, StoreError, now};
 
@@ -153,33 +154,43 @@ pub struct RefreshSummary {
 
 impl Store {
     /// Registers a location. Fails when the same type and target exist.
-    pub async fn add_location(&self, kind: &str, target: &str) -> Result<Location, StoreError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let created_at = now();
+    pub async fn add_location(
+        &self,
+        kind: &str,
+        target: &str,
+        audit: Audit<'_, Location>,
+    ) -> Result<Location, StoreError> {
+        let location = Location {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: kind.to_owned(),
+            target: target.to_owned(),
+            created_at: now(),
+            refresh: None,
+        };
+        let mut tx = self.begin_write().await?;
         let result = sqlx::query(sql!(
             self.dialect,
             "INSERT INTO locations (id, type, target, created_at) VALUES (?, ?, ?, ?)"
         ))
-        .bind(&id)
+        .bind(&location.id)
         .bind(kind)
         .bind(target)
-        .bind(&created_at)
-        .execute(&self.pool)
+        .bind(&location.created_at)
+        .execute(&mut *tx)
         .await;
-        self.written();
         match result {
-            Ok(_) => Ok(Location {
-                id,
-                kind: kind.to_owned(),
-                target: target.to_owned(),
-                created_at,
-                refresh: None,
-            }),
+            Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::LocationExists(format!("{kind}:{target}")))
+                return Err(StoreError::LocationExists(format!("{kind}:{target}")));
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        if let Some(audit) = audit {
+            append(&mut *tx, self.dialect, &audit(&location)).await?;
+        }
+        tx.commit().await?;
+        self.written();
+        Ok(location)
     }
 
     /// Changes a location's type and target. `None` when there is no such
@@ -190,29 +201,40 @@ impl Store {
         id: &str,
         kind: &str,
         target: &str,
+        audit: Audit<'_, Location>,
     ) -> Result<Option<Location>, StoreError> {
-        let result = sqlx::query(sql!(
-            self.dialect,
-            "UPDATE locations SET type = ?, target = ? WHERE id = ?"
-        ))
+        let mut tx = self.begin_write().await?;
+        let result = sqlx::query(self.dialect.sql(format!(
+            "UPDATE locations SET type = ?, target = ? WHERE id = ? RETURNING {}",
+            crate::read::LOCATION_COLUMNS
+        )))
         .bind(kind)
         .bind(target)
         .bind(id)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await;
-        self.written();
-        match result {
-            Ok(done) if done.rows_affected() == 0 => Ok(None),
-            Ok(_) => self.location(id).await,
+        let location = match result {
+            Ok(None) => return Ok(None),
+            Ok(Some(row)) => crate::read::location_from_row(&row),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::LocationExists(format!("{kind}:{target}")))
+                return Err(StoreError::LocationExists(format!("{kind}:{target}")));
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(audit) = audit {
+            append(&mut *tx, self.dialect, &audit(&location)).await?;
         }
+        tx.commit().await?;
+        self.written();
+        Ok(Some(location))
     }
 
     /// Removes a location and every entity it gave. Returns whether it existed.
-    pub async fn delete_location(&self, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_location(
+        &self,
+        id: &str,
+        audit: Audit<'_, ()>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         // Deleted explicitly rather than by cascade, so the large tables are
         // cleared through their indexes in a few statements.
@@ -234,9 +256,15 @@ impl Store {
             .await?
             .rows_affected()
             > 0;
+        if !gone {
+            return Ok(false);
+        }
+        if let Some(audit) = audit {
+            append(&mut *tx, self.dialect, &audit(&())).await?;
+        }
         tx.commit().await?;
         self.written();
-        Ok(gone)
+        Ok(true)
     }
 
     /// The files last read for a location: path to content hash and targets.

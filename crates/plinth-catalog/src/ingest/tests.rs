@@ -54,7 +54,7 @@ impl Fixture {
             &self.options,
         )
         .unwrap();
-        self.store.add_location(kind, &target).await.unwrap()
+        self.store.add_location(kind, &target, None).await.unwrap()
     }
 
     async fn refresh(&self, location: &Location) -> RefreshReport {
@@ -151,7 +151,7 @@ impl Fixture {
 
     async fn register_git(&self, target: &str) -> Result<Location, String> {
         let target = check_location("git", target, &self.options)?;
-        Ok(self.store.add_location("git", &target).await.unwrap())
+        Ok(self.store.add_location("git", &target, None).await.unwrap())
     }
 }
 
@@ -469,9 +469,9 @@ plinth_store::on_both_stores!(dialect => {
         f.write("catalog-info.yaml", &component("a", "team-a"));
         let loc = f.register("file", "catalog-info.yaml").await;
         f.refresh(&loc).await;
-        assert!(f.store.delete_location(&loc.id).await.unwrap());
+        assert!(f.store.delete_location(&loc.id, None).await.unwrap());
         assert!(f.refs().await.is_empty());
-        assert!(!f.store.delete_location(&loc.id).await.unwrap());
+        assert!(!f.store.delete_location(&loc.id, None).await.unwrap());
     }
 
     async fn git_locations_are_cloned_then_fetched() {
@@ -687,7 +687,7 @@ plinth_store::on_both_stores!(dialect => {
         f.write("b.yaml", &group("team-b"));
         f.refresh(&loc).await;
         let b = f.entity("component:default/b").await.unwrap();
-        assert!(f.store.delete_entity_by_uid(&b.uid).await.unwrap());
+        assert!(f.store.delete_entity_by_uid(&b.uid, None).await.unwrap());
         f.refresh(&loc).await;
         assert!(f.entity("component:default/b").await.is_none());
     }

@@ -1118,28 +1118,21 @@ async fn register(
             "The location {kind}:{checked} is already registered."
         ));
     }
+    let audit = |added: &plinth_store::Location| {
+        let after = json!({
+            "location": {"id": added.id, "type": added.kind, "target": added.target},
+        });
+        caller.entry("location.create", &added.id, None, Some(after))
+    };
     let location = state
         .store
-        .add_location(kind, &checked)
+        .add_location(kind, &checked, Some(&audit))
         .await
         .map_err(unavailable)?;
-    let report = state
+    state
         .refresh(&location)
         .await
         .map_err(|e| format!("Registered, but the first refresh failed: {e}"))?;
-    let after = serde_json::json!({
-        "location": {"id": location.id, "type": location.kind, "target": location.target},
-        "summary": report.summary,
-    });
-    caller
-        .record(state, "location.create", &location.id, None, Some(after))
-        .await
-        .map_err(|e| {
-            format!(
-                "Registered, but the audit log could not record it: {}",
-                e.message
-            )
-        })?;
     Ok(location.id)
 }
 

@@ -192,20 +192,23 @@ pub(super) async fn start_session(
         message: "The server has no randomness to make a session with.".into(),
     })?;
     let csrf = Secret::generate().map(|s| s.digest()).unwrap_or_default();
+    let audit = |_: &()| plinth_store::AuditEntry {
+        actor: account.user_ref.clone(),
+        action: "session.create".into(),
+        target: account.name.clone(),
+        source: source.clone(),
+        before: None,
+        after: Some(audited.clone()),
+    };
     state
         .store
-        .create_session(&secret.digest(), &account.name, &csrf, SESSION)
-        .await?;
-    state
-        .store
-        .record(&plinth_store::AuditEntry {
-            actor: account.user_ref.clone(),
-            action: "session.create".into(),
-            target: account.name.clone(),
-            source,
-            before: None,
-            after: Some(audited),
-        })
+        .create_session(
+            &secret.digest(),
+            &account.name,
+            &csrf,
+            SESSION,
+            Some(&audit),
+        )
         .await?;
     let cookie = format!(
         "{COOKIE}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",

@@ -67,7 +67,7 @@ impl TestApp {
             &ingest,
         )
         .unwrap();
-        let location = store.add_location("file", &target).await.unwrap();
+        let location = store.add_location("file", &target, None).await.unwrap();
         refresh_location(&store, &location, &ingest).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

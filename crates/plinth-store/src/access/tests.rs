@@ -62,18 +62,18 @@ crate::on_both_stores!(dialect => {
             return;
         };
         let s = &f.store;
-        let ada = s.create_token(&new_token("laptop", "user:default/ada", "d1", None)).await.unwrap();
+        let ada = s.create_token(&new_token("laptop", "user:default/ada", "d1", None), None).await.unwrap();
         assert_eq!((ada.scope.as_str(), ada.revoked_at.as_deref()), ("read", None));
         let later = crate::timestamp(std::time::SystemTime::now() + std::time::Duration::from_secs(3600));
         let ci = s
             .create_token(&NewToken {
                 role: Some("developer".into()),
                 ..new_token("ci", "service:ci", "d2", Some(later))
-            })
+            }, None)
             .await
             .unwrap();
         let past = crate::timestamp(std::time::SystemTime::now() - std::time::Duration::from_secs(1));
-        s.create_token(&new_token("old", "user:default/ada", "d3", Some(past))).await.unwrap();
+        s.create_token(&new_token("old", "user:default/ada", "d3", Some(past)), None).await.unwrap();
 
         let found = s.token_by_digest("d1").await.unwrap().unwrap();
         assert_eq!(found.id, ada.id);
@@ -96,12 +96,12 @@ crate::on_both_stores!(dialect => {
         assert!(mine.contains(&"laptop".to_owned()) && mine.contains(&"old".to_owned()));
         assert_eq!(s.tokens(None).await.unwrap().len(), 3);
 
-        let revoked = s.revoke_token(&ci.id).await.unwrap().unwrap();
+        let revoked = s.revoke_token(&ci.id, None).await.unwrap().unwrap();
         let when = revoked.revoked_at.clone().unwrap();
         assert_eq!(s.token_by_digest("d2").await.unwrap(), None, "revoked");
-        let again = s.revoke_token(&ci.id).await.unwrap().unwrap();
+        let again = s.revoke_token(&ci.id, None).await.unwrap().unwrap();
         assert_eq!(again.revoked_at.as_deref(), Some(when.as_str()), "the first revocation stands");
-        assert_eq!(s.revoke_token("no-such-token").await.unwrap(), None);
+        assert_eq!(s.revoke_token("no-such-token", None).await.unwrap(), None);
     }
 
     async fn the_audit_log_is_filtered_paged_and_append_only() {
@@ -181,9 +181,9 @@ crate::on_both_stores!(dialect => {
         assert_eq!(s.account("ada").await.unwrap(), Some(ada.clone()));
         assert_eq!(s.account("bob").await.unwrap(), None);
 
-        s.create_session("ended", "ada", "c0", std::time::Duration::ZERO).await.unwrap();
+        s.create_session("ended", "ada", "c0", std::time::Duration::ZERO, None).await.unwrap();
         assert_eq!(s.session("ended").await.unwrap(), None, "an ended session is no session");
-        s.create_session("live", "ada", "c1", std::time::Duration::from_secs(60)).await.unwrap();
+        s.create_session("live", "ada", "c1", std::time::Duration::from_secs(60), None).await.unwrap();
         let live = s.session("live").await.unwrap().unwrap();
         assert_eq!((live.account, live.csrf.as_str()), (ada, "c1"));
         let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions").fetch_one(&s.pool).await.unwrap();
@@ -210,5 +210,61 @@ crate::on_both_stores!(dialect => {
         s.record_sign_in_failure("ada", "127.0.0.1", now + std::time::Duration::from_secs(1)).await.unwrap();
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sign_in_failures").fetch_one(&s.pool).await.unwrap();
         assert_eq!(left, 1);
+    }
+    async fn a_change_commits_only_with_its_audit_entry() {
+        let Some(f) = Fixture::new(dialect, "audited").await else {
+            return;
+        };
+        let s = &f.store;
+        let entry = |action: &str, target: &str| AuditEntry {
+            actor: "user:default/ada".into(),
+            action: action.into(),
+            target: target.into(),
+            source: "127.0.0.1".into(),
+            before: None,
+            after: None,
+        };
+        let actions = || async {
+            let all = s.audit(&AuditQuery { limit: 100, ..AuditQuery::default() }).await.unwrap();
+            all.iter().map(|e| (e.action.clone(), e.target.clone())).collect::<Vec<_>>()
+        };
+        // The entry is made from what the change made, and kept with it.
+        let made = |l: &crate::Location| entry("location.create", &l.id);
+        let location = s.add_location("file", "/catalog/a.yaml", Some(&made)).await.unwrap();
+        assert_eq!(actions().await, [("location.create".to_owned(), location.id.clone())]);
+        let moved = |l: &crate::Location| AuditEntry { after: Some(json!({"target": l.target})), ..entry("location.update", &l.id) };
+        s.update_location(&location.id, "file", "/catalog/b.yaml", Some(&moved)).await.unwrap();
+        let log = s.audit(&AuditQuery { limit: 1, ..AuditQuery::default() }).await.unwrap();
+        assert_eq!(log[0].after, Some(json!({"target": "/catalog/b.yaml"})));
+        // An entry that cannot be made (here: a panic while making it)
+        // leaves no change behind: the change and its entry are one
+        // transaction.
+        for attempt in 0..4 {
+            let store = s.clone();
+            let id = location.id.clone();
+            let failed = tokio::spawn(async move {
+                let fails = |_: &()| -> AuditEntry { panic!("no entry") };
+                let fails_for = |_: &crate::Location| -> AuditEntry { panic!("no entry") };
+                let fails_token = |_: &TokenRecord| -> AuditEntry { panic!("no entry") };
+                match attempt {
+                    0 => drop(store.add_location("file", "/catalog/c.yaml", Some(&fails_for)).await),
+                    1 => drop(store.delete_location(&id, Some(&fails)).await),
+                    2 => drop(store.update_location(&id, "file", "/catalog/d.yaml", Some(&fails_for)).await),
+                    _ => drop(store.create_token(&NewToken {
+                        name: "ci".into(), subject: "service:ci".into(), role: None, scope: "read".into(),
+                        digest: "d".repeat(64), created_by: "local".into(), expires_at: None,
+                    }, Some(&fails_token)).await),
+                }
+            })
+            .await;
+            assert!(failed.is_err(), "attempt {attempt} panicked");
+        }
+        let locations: Vec<String> = s.locations().await.unwrap().into_iter().map(|l| l.target).collect();
+        assert_eq!(locations, ["/catalog/b.yaml"], "no change without its entry");
+        assert!(s.tokens(None).await.unwrap().is_empty());
+        assert_eq!(actions().await.len(), 2, "no entry without its change");
+        let gone = |_: &()| entry("location.delete", &location.id);
+        assert!(s.delete_location(&location.id, Some(&gone)).await.unwrap());
+        assert_eq!(actions().await[0], ("location.delete".to_owned(), location.id.clone()));
     }
 });

@@ -71,7 +71,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     for (kind, target) in &startup {
         let target = ingest::check_location(kind, target, &ingest).map_err(anyhow::Error::msg)?;
         if store.location_by_target(kind, &target).await?.is_none() {
-            store.add_location(kind, &target).await?;
+            store.add_location(kind, &target, None).await?;
         }
     }
     let access = config.access.resolve(

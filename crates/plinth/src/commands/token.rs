@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use plinth_access::Subject;
 use plinth_access::token::TokenSpec;
 
@@ -48,21 +47,24 @@ async fn create(args: &TokenCreateArgs) -> anyhow::Result<ExitCode> {
     )
     .map_err(|e| anyhow::anyhow!("--{e}"))?;
     let store = open(&args.store).await?;
-    let (record, secret) =
-        plinth_server::audit::issue_token(&store, &spec, "local", args.expires_in_days)
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
-    store
-        .record(&plinth_store::AuditEntry {
-            actor: "local".into(),
-            action: "token.create".into(),
-            target: record.id.clone(),
-            source: "plinth token create".into(),
-            before: None,
-            after: Some(serde_json::to_value(&record)?),
-        })
-        .await
-        .context("cannot record the new token in the audit log")?;
+    // Recorded with the token, in one transaction.
+    let audit = |record: &plinth_store::TokenRecord| plinth_store::AuditEntry {
+        actor: "local".into(),
+        action: "token.create".into(),
+        target: record.id.clone(),
+        source: "plinth token create".into(),
+        before: None,
+        after: serde_json::to_value(record).ok(),
+    };
+    let (record, secret) = plinth_server::audit::issue_token(
+        &store,
+        &spec,
+        "local",
+        args.expires_in_days,
+        Some(&audit),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e.message))?;
     eprintln!(
         "plinth: token {} for {} ({} scope{}); it is shown once, here:",
         record.id,
@@ -103,17 +105,16 @@ async fn revoke(id: &str, args: &TokenStoreArgs) -> anyhow::Result<ExitCode> {
     let Some(before) = store.token(id).await? else {
         anyhow::bail!("no token with id {id}; plinth token list shows them");
     };
-    let after = store.revoke_token(id).await?;
-    store
-        .record(&plinth_store::AuditEntry {
-            actor: "local".into(),
-            action: "token.revoke".into(),
-            target: id.to_owned(),
-            source: "plinth token revoke".into(),
-            before: Some(serde_json::to_value(&before)?),
-            after: after.map(serde_json::to_value).transpose()?,
-        })
-        .await?;
+    let before = serde_json::to_value(&before)?;
+    let audit = |after: &plinth_store::TokenRecord| plinth_store::AuditEntry {
+        actor: "local".into(),
+        action: "token.revoke".into(),
+        target: id.to_owned(),
+        source: "plinth token revoke".into(),
+        before: Some(before.clone()),
+        after: serde_json::to_value(after).ok(),
+    };
+    store.revoke_token(id, Some(&audit)).await?;
     eprintln!("plinth: token {id} revoked");
     Ok(ExitCode::SUCCESS)
 }
