@@ -84,6 +84,23 @@ where
     Ok(id)
 }
 
+impl Store {
+    /// Appends the entry `audit` makes of `made`, if any, and commits: the
+    /// last step of every audited write.
+    pub(crate) async fn commit_audited<T: ?Sized>(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        audit: Audit<'_, T>,
+        made: &T,
+    ) -> Result<(), StoreError> {
+        if let Some(audit) = audit {
+            append(&mut *tx, self.dialect, &audit(made)).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 /// A recorded change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
@@ -157,10 +174,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let record = token(&row);
-        if let Some(audit) = audit {
-            append(&mut *tx, self.dialect, &audit(&record)).await?;
-        }
-        tx.commit().await?;
+        self.commit_audited(tx, audit, &record).await?;
         Ok(record)
     }
 
@@ -251,10 +265,10 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let record = row.as_ref().map(token);
-        if let (Some(audit), Some(record)) = (audit, &record) {
-            append(&mut *tx, self.dialect, &audit(record)).await?;
+        match &record {
+            Some(revoked) => self.commit_audited(tx, audit, revoked).await?,
+            None => tx.commit().await?,
         }
-        tx.commit().await?;
         Ok(record)
     }
 

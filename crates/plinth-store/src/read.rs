@@ -282,10 +282,7 @@ impl Store {
                 .await?;
         }
         crate::write::bump_version(&mut tx).await?;
-        if let Some(audit) = audit {
-            crate::access::append(&mut *tx, self.dialect, &audit(&())).await?;
-        }
-        tx.commit().await?;
+        self.commit_audited(tx, audit, &()).await?;
         self.written();
         Ok(true)
     }

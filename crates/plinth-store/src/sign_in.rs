@@ -5,7 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::access::{Audit, append};
+use crate::access::Audit;
 use crate::dialect::sql;
 use crate::{Store, StoreError, now, timestamp};
 
@@ -126,10 +126,7 @@ impl Store {
         .bind(timestamp(std::time::SystemTime::now() + lifetime))
         .execute(&mut *tx)
         .await?;
-        if let Some(audit) = audit {
-            append(&mut *tx, self.dialect, &audit(&())).await?;
-        }
-        tx.commit().await?;
+        self.commit_audited(tx, audit, &()).await?;
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use sqlx::{Any, Row, Transaction};
 
 use crate::search::{SearchRow, search_rows, search_tokens};
 
-use crate::access::{Audit, append};
+use crate::access::Audit;
 use crate::dialect::{Dialect, sql};
 use crate::{EntityRef, Location, Relation, Store, StoreError, now};
 
@@ -185,10 +185,7 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
-        if let Some(audit) = audit {
-            append(&mut *tx, self.dialect, &audit(&location)).await?;
-        }
-        tx.commit().await?;
+        self.commit_audited(tx, audit, &location).await?;
         self.written();
         Ok(location)
     }
@@ -221,10 +218,7 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
-        if let Some(audit) = audit {
-            append(&mut *tx, self.dialect, &audit(&location)).await?;
-        }
-        tx.commit().await?;
+        self.commit_audited(tx, audit, &location).await?;
         self.written();
         Ok(Some(location))
     }
@@ -259,10 +253,7 @@ impl Store {
         if !gone {
             return Ok(false);
         }
-        if let Some(audit) = audit {
-            append(&mut *tx, self.dialect, &audit(&())).await?;
-        }
-        tx.commit().await?;
+        self.commit_audited(tx, audit, &()).await?;
         self.written();
         Ok(true)
     }
