@@ -505,6 +505,9 @@ fn read_waves(
     };
     let mut wave = first;
     let mut seen = HashSet::new();
+    // Small batches first: the writer starts as soon as a few files are
+    // read instead of idling through a whole batch, then they double.
+    let mut size = (batch_files / 16).max(1);
     loop {
         let mut next: Vec<(PathBuf, bool)> = Vec::new();
         loop {
@@ -518,11 +521,12 @@ fn read_waves(
                     let key = path.display().to_string();
                     seen.insert(key.clone()).then_some((path, key, explicit))
                 })
-                .take(batch_files)
+                .take(size)
                 .collect();
             if part.is_empty() {
                 break;
             }
+            size = (size * 2).min(batch_files);
             let read = files::parallel_map(&part, |(path, key, explicit)| {
                 read_one(
                     path,

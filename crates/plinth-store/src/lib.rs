@@ -86,7 +86,7 @@ fn install_drivers() {
 /// writer, foreign keys on, a generous page cache.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536;
-    PRAGMA wal_autocheckpoint = 0;";
+    PRAGMA wal_autocheckpoint = 0; PRAGMA threads = 2;";
 
 /// Settings of every PostgreSQL session: no JIT compilation, which costs
 /// hundreds of milliseconds and pays off only for long analytic queries;
