@@ -21,34 +21,78 @@ fn backstage_catalog_client_works_unchanged() {
         return unavailable("npm install @backstage/catalog-client (no registry?)");
     };
 
-    let scratch = Scratch::new("backstage-client-run");
-    std::fs::create_dir_all(scratch.0.join("extra")).unwrap();
-    let extra = scratch.0.join("extra/catalog-info.yaml");
-    std::fs::write(
-        &extra,
-        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: extra\nspec:\n  type: service\n  lifecycle: experimental\n  owner: platform-team\n",
-    )
-    .unwrap();
-    let server = Server::start(&scratch.0, &scratch.0.join("data"), &["--demo"]);
-    let base = server.base_url();
-
-    let out = Command::new("node")
-        .arg("calls.js")
-        .arg(&base)
-        .arg(&extra)
-        .current_dir(&client_dir)
-        .output()
+    // Once as the local user (127.0.0.1, no token), once against a server
+    // that requires tokens, with one from `plinth token create`.
+    for with_token in [false, true] {
+        let scratch = Scratch::new(&format!("backstage-client-run-{with_token}"));
+        std::fs::create_dir_all(scratch.0.join("extra")).unwrap();
+        let extra = scratch.0.join("extra/catalog-info.yaml");
+        std::fs::write(
+            &extra,
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: extra\nspec:\n  type: service\n  lifecycle: experimental\n  owner: platform-team\n",
+        )
         .unwrap();
-    drop(server);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let data = scratch.0.join("data");
+        let mut args = vec!["--demo"];
+        if with_token {
+            args.extend(["--anonymous", "none"]);
+        }
+        let server = Server::start(&scratch.0, &data, &args);
+        let base = server.base_url();
+        // Made on the server's store, as an operator does for the first token.
+        let token = with_token.then(|| {
+            let made = common::plinth(
+                &scratch.0,
+                &[
+                    "token",
+                    "create",
+                    "--data-dir",
+                    data.to_str().unwrap(),
+                    "--name",
+                    "backstage",
+                    "--service",
+                    "backstage",
+                    "--role",
+                    "platform-admin",
+                    "--scope",
+                    "admin",
+                ],
+            );
+            assert_eq!(made.code, 0, "{}", made.stderr);
+            made.stdout.trim().to_owned()
+        });
+
+        let out = Command::new("node")
+            .arg("calls.js")
+            .arg(&base)
+            .arg(&extra)
+            .args(token.as_deref())
+            .current_dir(&client_dir)
+            .output()
+            .unwrap();
+        drop(server);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if with_token {
+            assert_eq!(
+                got["tokens"],
+                json!({"perCall": "keel", "without": "ResponseError 401"})
+            );
+            got.as_object_mut().unwrap().remove("tokens");
+        }
+        check(&got);
+    }
+}
+
+/// What every call of calls.js must have answered.
+fn check(got: &Value) {
     assert_eq!(
         got,
-        json!({
+        &json!({
             "getEntities": ["checkout-service", "design-system", "payments-service", "storefront-web"],
             "getEntitiesFields": ["metadata"],
             "queryEntities": {

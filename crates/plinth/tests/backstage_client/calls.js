@@ -2,10 +2,18 @@
 // prints what each returned, as one JSON object, for the Rust test to check.
 const { CatalogClient } = require('@backstage/catalog-client');
 
-const [baseUrl, extraTarget] = process.argv.slice(2);
-const client = new CatalogClient({
-  discoveryApi: { getBaseUrl: async () => baseUrl },
-});
+// With a token (third argument), every call sends it as a Backstage app's
+// fetchApi does: Authorization: Bearer <token>.
+const [baseUrl, extraTarget, token] = process.argv.slice(2);
+const discoveryApi = { getBaseUrl: async () => baseUrl };
+const fetchApi = token && {
+  fetch: (url, init = {}) => {
+    const headers = new Headers(init.headers);
+    headers.set('authorization', `Bearer ${token}`);
+    return fetch(url, { ...init, headers });
+  },
+};
+const client = new CatalogClient(fetchApi ? { discoveryApi, fetchApi } : { discoveryApi });
 const names = items => items.map(e => (e ? e.metadata.name : null));
 
 async function main() {
@@ -116,6 +124,20 @@ async function main() {
     out.addLocationOutsideRoots = 'accepted';
   } catch (e) {
     out.addLocationOutsideRoots = e.name;
+  }
+
+  if (token) {
+    // The per-call option, on a client without a fetchApi; and no token at all.
+    const bare = new CatalogClient({ discoveryApi });
+    const perCall = await bare.getEntityByRef('group:default/keel', { token });
+    let refused;
+    try {
+      await bare.getEntityByRef('group:default/keel');
+      refused = 'accepted';
+    } catch (e) {
+      refused = `${e.name} ${e.response && e.response.status}`;
+    }
+    out.tokens = { perCall: perCall.metadata.name, without: refused };
   }
 
   console.log(JSON.stringify(out));
