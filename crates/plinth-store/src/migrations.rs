@@ -56,6 +56,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "sign_in",
         include_str!("../migrations/sqlite/0009_sign_in.sql"),
     ),
+    (
+        10,
+        "orphan_index",
+        include_str!("../migrations/sqlite/0010_orphan_index.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema started where SQLite's fourth migration left it.
@@ -99,6 +104,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         8,
         "sign_in",
         include_str!("../migrations/postgres/0008_sign_in.sql"),
+    ),
+    (
+        9,
+        "orphan_index",
+        include_str!("../migrations/postgres/0009_orphan_index.sql"),
     ),
 ];
 
