@@ -269,29 +269,12 @@ async fn principal_of(state: &AppState, record: &TokenRecord) -> Result<Principa
 /// A user's groups from the catalog: those they are a member of, and
 /// their parents up the tree.
 async fn groups_of(state: &AppState, user: &EntityRef) -> Result<BTreeSet<EntityRef>, ApiError> {
-    let mut groups = BTreeSet::new();
-    let mut next: Vec<EntityRef> = related(state, user, "memberOf").await?;
-    while let Some(group) = next.pop() {
-        if groups.insert(group.clone()) {
-            next.extend(related(state, &group, "childOf").await?);
-        }
-    }
-    Ok(groups)
-}
-
-async fn related(
-    state: &AppState,
-    from: &EntityRef,
-    relation: &str,
-) -> Result<Vec<EntityRef>, ApiError> {
-    let Some(entity) = state.store.entity_by_ref(from).await? else {
-        return Ok(Vec::new());
-    };
-    Ok(entity
-        .relations
+    Ok(state
+        .store
+        .groups_of(user)
+        .await?
         .iter()
-        .filter(|(t, _)| t == relation)
-        .filter_map(|(_, target)| target.parse().ok())
+        .filter_map(|g| g.parse().ok())
         .collect())
 }
 

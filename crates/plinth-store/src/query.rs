@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::dialect::{Dialect, sql};
-use crate::{Store, StoreError, StoredEntity};
+use crate::{EntityRef, Store, StoreError, StoredEntity};
 
 /// One condition: `key` exists, or `key` equals one of `values`. Keys and
 /// values are compared case-insensitively (stored and given lowercase).
@@ -347,6 +347,7 @@ pub(crate) struct AnswerCache {
 pub(crate) enum CachedAnswer {
     Count(u64),
     Facet(Vec<(String, u64)>),
+    Refs(Vec<String>),
 }
 
 /// Entries kept per version, so a stream of distinct queries cannot grow it without bound.
@@ -378,6 +379,35 @@ impl Store {
         ))
         .fetch_one(&self.pool)
         .await?)
+    }
+
+    /// The groups `user` belongs to: those it is a member of (`memberOf`),
+    /// and their parents up the tree (`childOf`), as entity references,
+    /// sorted; one query, cached while the catalog version stands (every
+    /// call of a signed-in person or a person's token asks).
+    pub async fn groups_of(&self, user: &EntityRef) -> Result<Vec<String>, StoreError> {
+        let version = self.version().await?;
+        let key = format!("groups {user}");
+        if let Some(CachedAnswer::Refs(groups)) = self.cache.get(version, &key) {
+            return Ok(groups);
+        }
+        let mut groups: Vec<String> = sqlx::query_scalar(sql!(
+            self.dialect,
+            "WITH RECURSIVE g (ref) AS (
+                 SELECT target_ref FROM relations WHERE source_ref = ? AND type_key = 'memberof'
+                 UNION
+                 SELECT r.target_ref FROM relations r JOIN g ON r.source_ref = g.ref
+                 WHERE r.type_key = 'childof'
+             )
+             SELECT ref FROM g"
+        ))
+        .bind(user.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        groups.sort();
+        self.cache
+            .put(version, key, CachedAnswer::Refs(groups.clone()));
+        Ok(groups)
     }
 
     /// How many entities match `query`; cached while the catalog version

@@ -279,6 +279,60 @@ async fn the_index_tables_lose_their_foreign_keys_and_keep_their_rows() {
 }
 
 crate::on_both_stores!(dialect => {
+    /// A user's groups: the groups they are in and every parent above, one
+    /// query however deep (a cycle in the tree ends it), fresh after each
+    /// change of the catalog.
+    async fn a_users_groups_include_their_parents() {
+        let scratch = Scratch::new(&format!("groups-{dialect:?}"));
+        let Some(db) = testing::TestDb::create(dialect, &scratch.0).await else {
+            return;
+        };
+        let store = db.open().await;
+        let location = store.add_location("file", "/org.yaml", None).await.unwrap();
+        let r = |kind: &str, name: &str| EntityRef::new(kind, "default", name);
+        let rel = |source: &EntityRef, relation, target: &EntityRef| Relation {
+            source: source.clone(),
+            relation,
+            target: target.clone(),
+        };
+        use plinth_model::RelationType::{ChildOf, MemberOf};
+        // Relations come from the body: it names their targets.
+        let entity = |e: &EntityRef, relations: Vec<Relation>| {
+            let targets: Vec<String> = relations.iter().map(|r| r.target.to_string()).collect();
+            let body = json!({"apiVersion": "backstage.io/v1alpha1", "kind": e.kind(),
+                              "metadata": {"name": e.name(), "namespace": "default"}, "spec": {"related": targets}});
+            NewEntity::new(e.clone(), &body, relations)
+        };
+        let (ada, team, dept, org, guild) =
+            (r("user", "ada"), r("group", "team"), r("group", "dept"), r("group", "org"), r("group", "guild"));
+        let write = |entities: Vec<NewEntity>| {
+            let store = store.clone();
+            let id = location.id.clone();
+            async move {
+                let files = [FileUpdate { path: "/org.yaml".into(), hash: format!("{}", entities.len()), entities, ..FileUpdate::default() }];
+                store.apply_refresh(&id, &files, &[], &RefreshOutcome::Ok, OrphanPolicy::Delete, None).await.unwrap();
+            }
+        };
+        write(vec![
+            entity(&ada, vec![rel(&ada, MemberOf, &team), rel(&ada, MemberOf, &guild)]),
+            entity(&team, vec![rel(&team, ChildOf, &dept)]),
+            entity(&dept, vec![rel(&dept, ChildOf, &org)]),
+            // A cycle: the walk still ends.
+            entity(&org, vec![rel(&org, ChildOf, &team)]),
+        ])
+        .await;
+        let all = ["group:default/dept", "group:default/guild", "group:default/org", "group:default/team"];
+        assert_eq!(store.groups_of(&ada).await.unwrap(), all);
+        assert_eq!(store.groups_of(&r("user", "nobody")).await.unwrap(), Vec::<String>::new());
+        // The tree changes: the answer follows at once.
+        write(vec![
+            entity(&ada, vec![rel(&ada, MemberOf, &team)]),
+            entity(&team, vec![]),
+        ])
+        .await;
+        assert_eq!(store.groups_of(&ada).await.unwrap(), ["group:default/team"]);
+    }
+
     /// A refresh large enough to refresh PostgreSQL's statistics (outside
     /// its transaction) and SQLite's bulk path; both answer the same.
     async fn a_large_refresh_is_queryable_at_once() {
