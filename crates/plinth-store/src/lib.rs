@@ -83,9 +83,10 @@ fn install_drivers() {
 }
 
 /// Pragmas of every SQLite connection: WAL so readers never wait for the
-/// writer, foreign keys on, a generous page cache.
+/// writer, foreign keys on, a page cache of 16 MiB (each of the pool's
+/// connections keeps its own; a refresh's writer takes [`WRITER_CACHE`]).
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-    PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -65536;
+    PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -16384;
     PRAGMA wal_autocheckpoint = 0; PRAGMA threads = 2;";
 
 /// Settings of every PostgreSQL session: no JIT compilation, which costs
@@ -93,6 +94,12 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NO
 /// and a plan for each execution's values, since how many rows a search
 /// key and value match decides the plan (a generic plan took 146 ms for a
 /// two-filter page that the custom plan finds in 2 ms; planning is ~1 ms).
+/// A refresh's writer's page cache, while it writes: its inserts and index
+/// sorts work in it (SQLite's sorter spills beyond it).
+pub(crate) const WRITER_CACHE: &str = "PRAGMA cache_size = -65536";
+/// What the writer's connection goes back to before its commit.
+pub(crate) const READER_CACHE: &str = "PRAGMA cache_size = -16384";
+
 const POSTGRES_SESSION: &str = "SET jit = off; SET plan_cache_mode = force_custom_plan";
 
 impl Store {

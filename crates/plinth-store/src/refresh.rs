@@ -220,7 +220,11 @@ impl RefreshWriter<'_> {
         if let Some(audit) = self.audit.take() {
             crate::access::append(&mut **tx, d, &audit(&st.summary)).await?;
         }
-        let tx = self.tx.take().expect("opened above");
+        let mut tx = self.tx.take().expect("opened above");
+        if d == Dialect::Sqlite {
+            // The connection goes back to the pool with a reader's cache.
+            sqlx::query(crate::READER_CACHE).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         self.store.written();
         st.phases.lap("commit");
@@ -249,6 +253,9 @@ impl RefreshWriter<'_> {
         }
         let d = self.store.dialect;
         let mut tx = self.store.begin_write().await?;
+        if d == Dialect::Sqlite {
+            sqlx::query(crate::WRITER_CACHE).execute(&mut *tx).await?;
+        }
         // A scheduled refresh writes only while its replica holds the job.
         if let Some(lease) = &self.lease {
             crate::jobs::check_lease(&mut tx, d, &self.location_id, lease).await?;
