@@ -111,20 +111,16 @@ impl OidcClient {
         }
         let issuer = self.config.issuer.trim_end_matches('/');
         let url = format!("{issuer}/.well-known/openid-configuration");
-        let document = self.get(&url).await?;
+        let document = self.fetch(&url, None).await?;
         let provider = Provider::from_discovery(&self.config.issuer, &document)
             .map_err(|e| SignInError::Provider(format!("{e} (from {url})")))?;
-        let jwks = Arc::new(self.get(&provider.jwks_uri).await?);
+        let jwks = Arc::new(self.fetch(&provider.jwks_uri, None).await?);
         *known = Some(Known {
             provider: provider.clone(),
             jwks: jwks.clone(),
             fetched: Instant::now(),
         });
         Ok((provider, jwks))
-    }
-
-    async fn get(&self, url: &str) -> Result<Vec<u8>, SignInError> {
-        self.fetch(url, None).await
     }
 
     /// A GET to the provider, with an `Authorization` header if given.

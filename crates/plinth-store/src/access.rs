@@ -299,11 +299,6 @@ impl Store {
         Ok((owners, unowned > 0))
     }
 
-    /// Appends an entry to the audit log.
-    pub async fn record(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
-        append(&self.pool, self.dialect, entry).await
-    }
-
     /// Entries of the audit log, newest first.
     pub async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = sqlx::query(sql!(

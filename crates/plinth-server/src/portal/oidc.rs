@@ -15,7 +15,7 @@ use plinth_access::oidc::Attempt;
 use plinth_store::Account;
 use serde_json::json;
 
-use super::sign_in::{safe_next, secure, start_session};
+use super::sign_in::{over_https, safe_next, secure, start_session};
 use super::{Page, PageError, cookie, encode, pairs, param};
 use crate::AppState;
 use crate::access::SignIn;
@@ -57,11 +57,7 @@ fn redirect_uri(client: &OidcClient, headers: &HeaderMap) -> Result<String, Page
             title: "Sign-in failed".into(),
             message: "The request names no usable Host, so plinth cannot tell the provider where to send you back; set access.oidc.redirect_url.".into(),
         })?;
-    let scheme = if secure(headers).is_empty() {
-        "http"
-    } else {
-        "https"
-    };
+    let scheme = if over_https(headers) { "https" } else { "http" };
     Ok(format!("{scheme}://{host}/sign-in/oidc/callback"))
 }
 

@@ -223,13 +223,17 @@ pub(super) async fn start_session(
     Ok(res)
 }
 
-/// `; Secure` when the request came over HTTPS (through a proxy that
-/// says so), where the browser must never send the cookie in clear.
-pub(super) fn secure(headers: &HeaderMap) -> &'static str {
-    let https = headers
+/// Whether the request came over HTTPS, through a proxy that says so.
+pub(super) fn over_https(headers: &HeaderMap) -> bool {
+    headers
         .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-    if https { "; Secure" } else { "" }
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// `; Secure` when the request came over HTTPS, where the browser must
+/// never send the cookie in clear.
+pub(super) fn secure(headers: &HeaderMap) -> &'static str {
+    if over_https(headers) { "; Secure" } else { "" }
 }
 
 /// A form sent with a session must carry the session's form token.

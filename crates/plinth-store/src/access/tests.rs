@@ -109,15 +109,15 @@ crate::on_both_stores!(dialect => {
             return;
         };
         let s = &f.store;
-        let first = s.record(&entry("user:default/ada", "location.create", "loc-1")).await.unwrap();
-        s.record(&AuditEntry {
+        let first = append(&s.pool, s.dialect, &entry("user:default/ada", "location.create", "loc-1")).await.unwrap();
+        append(&s.pool, s.dialect, &AuditEntry {
             before: Some(json!({"kind": "Component", "metadata": {"name": "svc"}})),
             after: None,
             ..entry("local", "entity.delete", "component:default/svc")
         })
         .await
         .unwrap();
-        let third = s.record(&entry("user:default/ada", "location.delete", "loc-1")).await.unwrap();
+        let third = append(&s.pool, s.dialect, &entry("user:default/ada", "location.delete", "loc-1")).await.unwrap();
         assert!(first < third);
 
         let all = s.audit(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.unwrap();
