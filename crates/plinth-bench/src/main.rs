@@ -10,6 +10,12 @@ use clap::{Parser, Subcommand};
 
 mod generate;
 
+// mimalloc for every allocation of the process, SQLite's included (its
+// `override` feature): a first ingest spent a quarter of its time in
+// glibc's malloc, and runs 15-25% faster (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "plinth-bench", about = "Benchmark tools for plinth")]
 struct Cli {
