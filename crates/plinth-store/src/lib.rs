@@ -37,7 +37,8 @@ pub use jobs::{Lease, now_ms};
 pub use overview::CatalogHealth;
 pub use plinth_model::{EntityRef, Relation, RelationType};
 pub use query::{
-    EntityQuery, Filter, FilterSet, OrderField, Predicate, QueryPage, SearchHit, SortDirection,
+    EntityQuery, FacetValues, Filter, FilterSet, OrderField, Predicate, QueryPage, SearchHit,
+    SortDirection,
 };
 pub use refresh::{RefreshAudit, RefreshWriter};
 pub use sign_in::{Account, Session};

@@ -61,6 +61,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "orphan_index",
         include_str!("../migrations/sqlite/0010_orphan_index.sql"),
     ),
+    (
+        11,
+        "covering_search_index",
+        include_str!("../migrations/sqlite/0011_covering_search_index.sql"),
+    ),
 ];
 
 /// The PostgreSQL schema started where SQLite's fourth migration left it.
@@ -109,6 +114,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         9,
         "orphan_index",
         include_str!("../migrations/postgres/0009_orphan_index.sql"),
+    ),
+    (
+        10,
+        "covering_search_index",
+        include_str!("../migrations/postgres/0010_covering_search_index.sql"),
     ),
 ];
 

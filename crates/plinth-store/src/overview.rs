@@ -75,7 +75,7 @@ impl Store {
             )
             .await?;
         let missing_owners = match self.cache.get(version, "health owners") {
-            Some(CachedAnswer::Facet(owners)) => owners,
+            Some(CachedAnswer::Facet(owners)) => owners.as_ref().clone(),
             _ => {
                 // Owners first, then one probe per owner: an index-only walk
                 // of the ownedBy relations, not a probe per entity.
@@ -97,7 +97,7 @@ impl Store {
                 self.cache.put(
                     version,
                     "health owners".into(),
-                    CachedAnswer::Facet(owners.clone()),
+                    CachedAnswer::Facet(owners.clone().into()),
                 );
                 owners
             }
@@ -143,7 +143,7 @@ impl Store {
         let version = self.version().await?;
         let cache_key = format!("values {key} {kinds:?}");
         if let Some(CachedAnswer::Facet(values)) = self.cache.get(version, &cache_key) {
-            return Ok(values);
+            return Ok(values.as_ref().clone());
         }
         // Among entities of the given kinds: a probe of the entity's kind row.
         let of_kinds = |entity_id: &str| {
@@ -180,8 +180,11 @@ impl Store {
             .iter()
             .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1) as u64))
             .collect();
-        self.cache
-            .put(version, cache_key, CachedAnswer::Facet(values.clone()));
+        self.cache.put(
+            version,
+            cache_key,
+            CachedAnswer::Facet(values.clone().into()),
+        );
         Ok(values)
     }
 }

@@ -336,6 +336,9 @@ impl EntityQuery {
     }
 }
 
+/// A facet's values as written, with how many entities have each.
+pub type FacetValues = Vec<(String, u64)>;
+
 /// Answers that are expensive to compute and change only when the catalog
 /// does: valid while `catalog_version` stands, so correct across replicas.
 #[derive(Debug, Default)]
@@ -346,7 +349,8 @@ pub(crate) struct AnswerCache {
 #[derive(Debug, Clone)]
 pub(crate) enum CachedAnswer {
     Count(u64),
-    Facet(Vec<(String, u64)>),
+    /// Shared: a facet of 20,000 owners is handed out without a copy.
+    Facet(std::sync::Arc<FacetValues>),
     Refs(Vec<String>),
 }
 
@@ -630,7 +634,7 @@ impl Store {
         &self,
         facets: &[String],
         query: &EntityQuery,
-    ) -> Result<Vec<(String, Vec<(String, u64)>)>, StoreError> {
+    ) -> Result<Vec<(String, std::sync::Arc<FacetValues>)>, StoreError> {
         let unfiltered = query.filter.iter().all(|s| s.is_empty()) && query.predicate.is_none();
         let wh = query.where_clause();
         let version = self.version().await?;
@@ -654,7 +658,8 @@ impl Store {
                     true,
                 )
             } else if unfiltered {
-                // Rows are unique per entity, key and value: count the index.
+                // Rows are unique per entity, key and value: count the index,
+                // which holds the written form too (migration 11/10).
                 (
                     "SELECT MIN(coalesce(s.original_value, s.value)) AS value, COUNT(*) AS n FROM search s
                      WHERE s.key = ? AND s.value IS NOT NULL GROUP BY s.value ORDER BY s.value"
@@ -680,10 +685,11 @@ impl Store {
                 }
             }
             let rows = q.fetch_all(&self.pool).await?;
-            let values: Vec<(String, u64)> = rows
-                .iter()
-                .map(|r| (r.get::<String, _>("value"), r.get::<i64, _>("n") as u64))
-                .collect();
+            let values: std::sync::Arc<FacetValues> = std::sync::Arc::new(
+                rows.iter()
+                    .map(|r| (r.get::<String, _>("value"), r.get::<i64, _>("n") as u64))
+                    .collect(),
+            );
             self.cache
                 .put(version, cache_key, CachedAnswer::Facet(values.clone()));
             out.push((facet.clone(), values));

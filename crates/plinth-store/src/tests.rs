@@ -275,7 +275,7 @@ async fn the_index_tables_lose_their_foreign_keys_and_keep_their_rows() {
     .unwrap();
     assert_eq!(names, [("svc-100".to_owned(), None)]);
     let facets_now = facets(store.clone()).await;
-    assert_eq!(facets_now[0].1, [("Component".to_owned(), 21)]);
+    assert_eq!(*facets_now[0].1, [("Component".to_owned(), 21)]);
 }
 
 crate::on_both_stores!(dialect => {

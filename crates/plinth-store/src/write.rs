@@ -344,7 +344,7 @@ impl std::fmt::Display for Phases {
 pub(crate) const BULK_INDEXES: [(&str, &str); 3] = [
     (
         "search_key_value",
-        "CREATE INDEX search_key_value ON search (key, value, entity_id)",
+        "CREATE INDEX search_key_value ON search (key, value, entity_id, original_value)",
     ),
     (
         "relations_source",
