@@ -49,6 +49,9 @@ enum Command {
         /// Concurrent clients.
         #[arg(long, default_value_t = 8)]
         clients: usize,
+        /// Only the scenarios whose name contains this text.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Ingest a directory into a fresh store (SQLite, or PostgreSQL with --postgres), twice (first read, then
     /// an unchanged refresh), and print the timings.
@@ -82,7 +85,8 @@ fn main() -> anyhow::Result<()> {
             base,
             requests,
             clients,
-        } => query(&base, requests, clients),
+            only,
+        } => query(&base, requests, clients, only.as_deref()),
     }
 }
 
@@ -126,7 +130,7 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("portal: group page", "/catalog/default/group/team-{i:05}"),
 ];
 
-fn query(base: &str, requests: usize, clients: usize) -> anyhow::Result<()> {
+fn query(base: &str, requests: usize, clients: usize, only: Option<&str>) -> anyhow::Result<()> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -134,6 +138,9 @@ fn query(base: &str, requests: usize, clients: usize) -> anyhow::Result<()> {
     println!("| scenario | requests | clients | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|");
     for (name, template) in SCENARIOS {
+        if only.is_some_and(|only| !name.contains(only)) {
+            continue;
+        }
         let next = std::sync::atomic::AtomicUsize::new(0);
         let mut latencies: Vec<f64> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..clients)

@@ -380,6 +380,53 @@ crate::on_both_stores!(dialect => {
         store.close().await;
     }
 
+    /// Text comes back as written whatever it holds: quotes, backslashes,
+    /// escapes that are only text, control characters, any script. (On
+    /// PostgreSQL the rows travel to the server as JSON.)
+    async fn text_comes_back_as_written() {
+        let scratch = Scratch::new(&format!("text-{dialect:?}"));
+        let Some(db) = testing::TestDb::create(dialect, &scratch.0).await else {
+            return;
+        };
+        let store = db.open().await;
+        let location = store.add_location("file", "/odd.yaml", None).await.unwrap();
+        let odd = "Quotes \" ' `, back\\slash, \\u0041 \\n, tab\t, line\nbreak, bell\u{7}, é 日本 🚀";
+        let r = EntityRef::new("component", "default", "odd");
+        let body = json!({
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Component",
+            "metadata": {"name": "odd", "namespace": "default", "title": odd, "annotations": {"x.io/odd": odd}},
+            "spec": {"type": "Service \"X\"", "owner": "group:default/team"},
+        });
+        let files = [FileUpdate {
+            path: "/odd.yaml".into(),
+            hash: "h".into(),
+            entities: vec![NewEntity::new(r.clone(), &body, Vec::new())],
+            ..FileUpdate::default()
+        }];
+        store
+            .apply_refresh(&location.id, &files, &[], &RefreshOutcome::Ok, OrphanPolicy::Delete, None)
+            .await
+            .unwrap();
+        let stored = store.entity_by_ref(&r).await.unwrap().unwrap();
+        assert_eq!(stored.body, body);
+        let facets = store
+            .facets(&["spec.type".into(), "metadata.title".into()], &EntityQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(*facets[0].1, [("Service \"X\"".to_owned(), 1)]);
+        assert_eq!(*facets[1].1, [(odd.to_owned(), 1)]);
+        let found = store
+            .query_entities(&EntityQuery {
+                full_text: Some(("日本 🚀".into(), vec!["metadata.annotations.x.io/odd".into()])),
+                ..EntityQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.total, 1);
+        store.close().await;
+    }
+
     /// A job is held by one holder at a time; a lease that ran out goes to
     /// another, and the old holder's refresh is refused, writing nothing.
     async fn a_lost_lease_writes_nothing_and_the_new_holder_finishes() {
