@@ -548,6 +548,9 @@ async fn insert_rows_as_json<const N: usize>(
     rows: &[[Param<'_>; N]],
 ) -> Result<(), StoreError> {
     const ROWS: usize = 4096;
+    // A `jsonb` value holds at most 255 MB, and entity bodies may be up to
+    // the 16 MiB file limit each: a statement also ends at this size.
+    const BYTES: usize = 16 << 20;
     let Some(first) = rows.first() else {
         return Ok(());
     };
@@ -565,23 +568,24 @@ async fn insert_rows_as_json<const N: usize>(
         columns.join(", ")
     );
     let mut json = Vec::new();
-    for chunk in rows.chunks(ROWS) {
-        json.clear();
-        json.push(b'[');
-        for (i, row) in chunk.iter().enumerate() {
-            json.extend_from_slice(if i == 0 { b"[" } else { b",[" });
-            for (j, p) in row.iter().enumerate() {
-                if j > 0 {
-                    json.push(b',');
-                }
-                match p {
-                    Param::Int(v) => json.extend_from_slice(v.to_string().as_bytes()),
-                    Param::Text(Some(t)) => serde_json::to_writer(&mut json, t)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    Param::Text(None) => json.extend_from_slice(b"null"),
-                }
+    let mut in_statement = 0;
+    for (n, row) in rows.iter().enumerate() {
+        json.extend_from_slice(if in_statement == 0 { b"[[" } else { b",[" });
+        for (j, p) in row.iter().enumerate() {
+            if j > 0 {
+                json.push(b',');
             }
-            json.push(b']');
+            match p {
+                Param::Int(v) => json.extend_from_slice(v.to_string().as_bytes()),
+                Param::Text(Some(t)) => serde_json::to_writer(&mut json, t)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                Param::Text(None) => json.extend_from_slice(b"null"),
+            }
+        }
+        json.push(b']');
+        in_statement += 1;
+        if in_statement < ROWS && json.len() < BYTES && n + 1 < rows.len() {
+            continue;
         }
         json.push(b']');
         // Valid UTF-8: built from `str`s, digits and JSON punctuation.
@@ -592,6 +596,8 @@ async fn insert_rows_as_json<const N: usize>(
             .execute(&mut **tx)
             .await?;
         json = text.into_bytes();
+        json.clear();
+        in_statement = 0;
     }
     Ok(())
 }
