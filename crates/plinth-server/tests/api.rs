@@ -251,6 +251,9 @@ plinth_store::on_both_stores!(dialect => {
             }})
         );
         assert_eq!(app.get("/api/catalog/entity-facets").await.status, 400);
+        // A facet named twice is one key of the answer.
+        let twice = app.get("/api/catalog/entity-facets?facet=kind&facet=kind").await;
+        assert_eq!(twice.text.matches("\"kind\"").count(), 1, "{}", twice.text);
     }
 
     async fn locations_register_refresh_and_delete() {

@@ -26,6 +26,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Value,
+    /// The body as sent (what `body` cannot show, such as a key twice).
+    pub text: String,
 }
 
 impl Reply {
@@ -153,15 +155,17 @@ impl TestApp {
         } else {
             body.to_owned()
         };
-        let body = if body.is_empty() {
+        let text = body;
+        let body = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&body).unwrap_or(Value::String(body))
+            serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()))
         };
         Reply {
             status,
             headers,
             body,
+            text,
         }
     }
 
