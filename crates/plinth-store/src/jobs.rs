@@ -20,13 +20,19 @@ use crate::dialect::sql;
 use crate::{Location, Store, StoreError};
 
 /// A replica's hold on one location's refresh.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Lease {
     /// Who holds it: unique per replica process.
     pub holder: String,
     /// Milliseconds from this refresh's commit until the location is due
     /// again.
     pub interval_ms: i64,
+    /// Set (shared by clones) once the refresh's transaction holds the
+    /// write turn and found the lease still held: from then until its
+    /// commit no one can take the job (claims take the write turn too), so
+    /// the holder stops renewing. On SQLite a renewal would only wait for
+    /// that very transaction, up to the busy timeout, again and again.
+    pub writing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Milliseconds since the epoch, now.
@@ -166,6 +172,9 @@ pub(crate) async fn check_lease(
             .fetch_optional(&mut **tx)
             .await?;
     if holder.flatten().as_deref() == Some(lease.holder.as_str()) {
+        lease
+            .writing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     } else {
         Err(StoreError::LeaseLost(location_id.to_owned()))

@@ -28,6 +28,7 @@ mod refresh;
 pub mod search;
 mod sign_in;
 pub mod testing;
+mod text;
 pub mod transfer;
 mod write;
 
@@ -73,6 +74,9 @@ pub struct Store {
     dialect: Dialect,
     /// Counts and facets by query, valid for one catalog version.
     cache: std::sync::Arc<query::AnswerCache>,
+    /// Search keys' values in memory for the full-text filter, valid for
+    /// one catalog version.
+    text: std::sync::Arc<text::TextIndex>,
     /// Asks the background task to checkpoint SQLite's WAL after a write.
     checkpoints: Option<tokio::sync::mpsc::Sender<()>>,
 }
@@ -196,6 +200,7 @@ impl Store {
             pool,
             dialect,
             cache: Default::default(),
+            text: Default::default(),
             checkpoints,
         })
     }

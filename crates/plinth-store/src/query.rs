@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::dialect::{Dialect, sql};
+use crate::text::TextMatch;
 use crate::{EntityRef, Store, StoreError, StoredEntity};
 
 /// One condition: `key` exists, or `key` equals one of `values`. Keys and
@@ -202,8 +203,9 @@ impl Predicate {
 const FENCE: i64 = i64::MAX;
 
 impl EntityQuery {
-    /// The WHERE clause selecting matching entities (aliased `e`).
-    fn where_clause(&self) -> Sql {
+    /// The WHERE clause selecting matching entities (aliased `e`); `text`
+    /// is how the full-text condition is written.
+    fn where_clause(&self, text: &TextMatch) -> Sql {
         let mut sql = Sql {
             text: String::from("1 = 1"),
             binds: Vec::new(),
@@ -230,7 +232,12 @@ impl EntityQuery {
             sql.text.push_str(" AND ");
             p.condition(&mut sql);
         }
-        if let Some((term, fields)) = self.full_text_term() {
+        if let (Some(_), TextMatch::Ids(ids)) = (self.full_text_term(), text) {
+            sql.text
+                .push_str(" AND e.id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))");
+            sql.binds
+                .push(serde_json::Value::from(ids.as_slice()).to_string());
+        } else if let Some((term, fields)) = self.full_text_term() {
             // The LIMIT keeps PostgreSQL from merging the subquery into the
             // page query: it guesses a third of the rows match a substring,
             // and walked every search row in entity order (237 ms) where
@@ -245,7 +252,7 @@ impl EntityQuery {
         sql
     }
 
-    fn full_text_term(&self) -> Option<(String, &Vec<String>)> {
+    pub(crate) fn full_text_term(&self) -> Option<(String, &Vec<String>)> {
         let (term, fields) = self.full_text.as_ref()?;
         let term = term.trim().to_lowercase();
         (!term.is_empty() && !fields.is_empty()).then_some((term, fields))
@@ -280,9 +287,9 @@ impl EntityQuery {
     /// `FROM ... JOIN entities e ... WHERE` the lead condition and the rest
     /// hold, and whether an entity can come twice (several lead values, or
     /// a relation stored from both sides); see [`EntityQuery::lead_filter`].
-    fn lead_sql(lead: &Filter, rest: &EntityQuery) -> (Sql, bool) {
+    fn lead_sql(lead: &Filter, rest: &EntityQuery, text: &TextMatch) -> (Sql, bool) {
         let placeholders = vec!["?"; lead.values.len()].join(", ");
-        let wh = rest.where_clause();
+        let wh = rest.where_clause(text);
         let (from, key, twice) = match lead.key.strip_prefix("relations.") {
             Some(kind) => (
                 format!(
@@ -310,9 +317,9 @@ impl EntityQuery {
     }
 
     /// How many entities match.
-    fn count_sql(&self) -> Sql {
+    fn count_sql(&self, text: &TextMatch) -> Sql {
         if let Some((lead, rest)) = self.lead_filter() {
-            let (from, twice) = EntityQuery::lead_sql(lead, &rest);
+            let (from, twice) = EntityQuery::lead_sql(lead, &rest, text);
             let count = if twice {
                 "COUNT(DISTINCT e.id)"
             } else {
@@ -323,7 +330,7 @@ impl EntityQuery {
                 binds: from.binds,
             };
         }
-        let wh = self.where_clause();
+        let wh = self.where_clause(text);
         Sql {
             text: format!("SELECT COUNT(*) FROM entities e WHERE {}", wh.text),
             binds: wh.binds,
@@ -385,6 +392,19 @@ impl Store {
         .await?)
     }
 
+    /// How `query`'s full-text condition is answered at `version`: from
+    /// the in-memory columns where they can (see [`crate::text`]).
+    async fn resolve_text(
+        &self,
+        query: &EntityQuery,
+        version: i64,
+    ) -> Result<TextMatch, StoreError> {
+        match query.full_text_term() {
+            Some((term, fields)) => self.text_match(version, &term, fields).await,
+            None => Ok(TextMatch::Scan),
+        }
+    }
+
     /// The groups `user` belongs to: those it is a member of (`memberOf`),
     /// and their parents up the tree (`childOf`), as entity references,
     /// sorted; one query, cached while the catalog version stands (every
@@ -416,13 +436,17 @@ impl Store {
 
     /// How many entities match `query`; cached while the catalog version
     /// stands.
-    async fn query_entities_count(&self, query: &EntityQuery) -> Result<u64, StoreError> {
-        let version = self.version().await?;
+    async fn query_entities_count(
+        &self,
+        query: &EntityQuery,
+        version: i64,
+        text: &TextMatch,
+    ) -> Result<u64, StoreError> {
         let key = format!("count {}", query.matching_key());
         if let Some(CachedAnswer::Count(n)) = self.cache.get(version, &key) {
             return Ok(n);
         }
-        let count = query.count_sql();
+        let count = query.count_sql(text);
         let mut q = sqlx::query_scalar::<_, i64>(self.dialect.sql(count.text));
         for b in &count.binds {
             q = q.bind(b);
@@ -435,7 +459,9 @@ impl Store {
     /// One page of the entities matching `query`, and how many match in all.
     /// Without an order, entities come in the order they were first stored.
     pub async fn query_entities(&self, query: &EntityQuery) -> Result<QueryPage, StoreError> {
-        let total = self.query_entities_count(query).await?;
+        let version = self.version().await?;
+        let text = self.resolve_text(query, version).await?;
+        let total = self.query_entities_count(query, version, &text).await?;
         if query.limit == Some(0) {
             return Ok(QueryPage {
                 entities: Vec::new(),
@@ -449,7 +475,9 @@ impl Store {
         if let [order] = query.order.as_slice()
             && Filter::exists(&order.field.to_lowercase()).is_search_key()
         {
-            let ids = self.ordered_page(query, order, limit).await?;
+            let ids = self
+                .ordered_page(query, order, limit, version, &text)
+                .await?;
             return Ok(QueryPage {
                 entities: self.load_entities(&ids).await?,
                 total,
@@ -460,7 +488,7 @@ impl Store {
             // Walk the lead condition's index entries in entity order and
             // check the rest per entity: a page stops after `limit` matches.
             Some((lead, rest)) => {
-                let (from, twice) = EntityQuery::lead_sql(lead, &rest);
+                let (from, twice) = EntityQuery::lead_sql(lead, &rest, &text);
                 // One value of a search key: its index entries are in entity
                 // order already, and the walk stops after a page.
                 let (select, order) = if twice {
@@ -474,7 +502,7 @@ impl Store {
                 }
             }
             None => {
-                let wh = query.where_clause();
+                let wh = query.where_clause(&text);
                 let mut order_sql = String::new();
                 let mut binds = wh.binds;
                 for o in &query.order {
@@ -538,17 +566,19 @@ impl Store {
         query: &EntityQuery,
         order: &OrderField,
         limit: i64,
+        version: i64,
+        matched: &TextMatch,
     ) -> Result<Vec<i64>, StoreError> {
         let key = order.field.to_lowercase();
         let dir = match order.direction {
             SortDirection::Asc => "ASC",
             SortDirection::Desc => "DESC",
         };
-        let wh = query.where_clause();
+        let wh = query.where_clause(matched);
         let by_entity = self.by_entity();
         // Only where an entity may have several values of the key must a
         // row prove it holds the entity's smallest.
-        let smallest = if self.several_values(&key).await? {
+        let smallest = if self.several_values(&key, version).await? {
             format!(
                 " AND NOT EXISTS (SELECT 1 FROM search m {by_entity} WHERE m.entity_id = o.entity_id AND m.key = o.key AND m.value < o.value)"
             )
@@ -586,7 +616,9 @@ impl Store {
                     set
                 })
                 .collect();
-            let having = self.query_entities_count(&with_key).await? as i64;
+            let having = self
+                .query_entities_count(&with_key, version, matched)
+                .await? as i64;
             let text = format!(
                 "SELECT e.id FROM entities e WHERE {} AND NOT EXISTS (SELECT 1 FROM search x {by_entity} WHERE x.entity_id = e.id AND x.key = ? AND x.value IS NOT NULL)
                  ORDER BY e.id LIMIT ? OFFSET ?",
@@ -609,8 +641,7 @@ impl Store {
 
     /// Whether some entity has more than one value of `key`; cached while
     /// the catalog version stands.
-    async fn several_values(&self, key: &str) -> Result<bool, StoreError> {
-        let version = self.version().await?;
+    async fn several_values(&self, key: &str, version: i64) -> Result<bool, StoreError> {
         let cache_key = format!("several {key}");
         if let Some(CachedAnswer::Count(n)) = self.cache.get(version, &cache_key) {
             return Ok(n > 0);
@@ -635,9 +666,12 @@ impl Store {
         facets: &[String],
         query: &EntityQuery,
     ) -> Result<Vec<(String, std::sync::Arc<FacetValues>)>, StoreError> {
-        let unfiltered = query.filter.iter().all(|s| s.is_empty()) && query.predicate.is_none();
-        let wh = query.where_clause();
+        let unfiltered = query.filter.iter().all(|s| s.is_empty())
+            && query.predicate.is_none()
+            && query.full_text_term().is_none();
         let version = self.version().await?;
+        let text = self.resolve_text(query, version).await?;
+        let wh = query.where_clause(&text);
         let mut out = Vec::new();
         for facet in facets {
             let key = facet.to_lowercase();

@@ -427,6 +427,87 @@ crate::on_both_stores!(dialect => {
         store.close().await;
     }
 
+    /// The full-text filter answered from the in-memory columns gives what
+    /// the SQL scan gives (pages, totals, with filters and an order), and
+    /// follows every change of the catalog.
+    async fn full_text_follows_every_change_and_agrees_with_the_scan() {
+        let scratch = Scratch::new(&format!("full-text-{dialect:?}"));
+        let Some(db) = testing::TestDb::create(dialect, &scratch.0).await else {
+            return;
+        };
+        let store = db.open().await;
+        let location = store.add_location("file", "/a.yaml", None).await.unwrap();
+        let refresh = |names: std::ops::Range<usize>| {
+            let (store, id) = (store.clone(), location.id.clone());
+            async move {
+                store
+                    .apply_refresh(&id, &[file("/a.yaml", names)], &[], &RefreshOutcome::Ok, OrphanPolicy::Delete, None)
+                    .await
+                    .unwrap();
+            }
+        };
+        let names = |page: &QueryPage| -> Vec<String> {
+            page.entities.iter().map(|e| e.body["metadata"]["name"].as_str().unwrap().to_owned()).collect()
+        };
+        let fields = vec!["metadata.name".to_owned(), "metadata.title".to_owned()];
+        let queries = |term: &str| {
+            let full_text = Some((term.to_owned(), fields.clone()));
+            let kind = vec![vec![Filter { key: "kind".into(), values: vec!["component".into()] }]];
+            let team = vec![vec![Filter { key: "spec.owner".into(), values: vec!["group:default/team-3".into()] }]];
+            [
+                EntityQuery { full_text: full_text.clone(), ..EntityQuery::default() },
+                EntityQuery { full_text: full_text.clone(), filter: kind, limit: Some(5), offset: 2, ..EntityQuery::default() },
+                EntityQuery { full_text: full_text.clone(), filter: team, ..EntityQuery::default() },
+                EntityQuery {
+                    full_text,
+                    order: vec![OrderField { field: "metadata.name".into(), direction: SortDirection::Desc }],
+                    limit: Some(4),
+                    ..EntityQuery::default()
+                },
+            ]
+        };
+        let answers = |terms: &'static [&'static str]| {
+            let store = store.clone();
+            let queries = &queries;
+            async move {
+                let mut out = Vec::new();
+                for term in terms {
+                    for q in queries(term) {
+                        let page = store.query_entities(&q).await.unwrap();
+                        out.push((term.to_string(), names(&page), page.total));
+                    }
+                }
+                out
+            }
+        };
+        const TERMS: &[&str] = &["svc-1", "SVC-7", "vc-2", "-", "zzz", "c-59"];
+        refresh(0..60).await;
+        let columns = answers(TERMS).await;
+        store.text.scan_only.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(columns, answers(TERMS).await);
+        store.text.scan_only.store(false, std::sync::atomic::Ordering::Relaxed);
+        let version = store.version().await.unwrap();
+        let crate::text::TextMatch::Ids(ids) = store.text_match(version, "svc-1", &fields).await.unwrap() else {
+            panic!("the columns answer a term with few matches");
+        };
+        assert_eq!(ids.len(), 11);
+        let first = &columns[0];
+        assert_eq!(first.2, 11);
+        assert_eq!(first.1[..3], ["svc-1", "svc-10", "svc-11"]);
+
+        // svc-0 to svc-19 go, svc-60 to svc-79 come: the next answers are
+        // the new catalog's.
+        refresh(20..80).await;
+        let columns = answers(TERMS).await;
+        store.text.scan_only.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(columns, answers(TERMS).await);
+        let seven = &columns[4];
+        assert_eq!(seven.2, 10);
+        assert_eq!(seven.1, (70..80).map(|i| format!("svc-{i}")).collect::<Vec<_>>());
+        assert_eq!(columns[0].2, 0, "svc-1 and svc-1x are gone");
+        store.close().await;
+    }
+
     /// Large entities are stored whole: three bodies of 7 MB in one refresh
     /// (on PostgreSQL more than one statement's worth of JSON).
     async fn large_bodies_are_stored_whole() {
@@ -491,17 +572,23 @@ crate::on_both_stores!(dialect => {
             let lease = Lease {
                 holder: holder.into(),
                 interval_ms: 60_000,
+                ..Lease::default()
             };
             let (store, id, files) = (store.clone(), location.id.clone(), files.clone());
             async move {
-                store
+                let result = store
                     .apply_refresh(&id, &files, &[], &RefreshOutcome::Ok, OrphanPolicy::Delete, Some(&lease))
-                    .await
+                    .await;
+                (result, lease.writing.load(std::sync::atomic::Ordering::Relaxed))
             }
         };
-        assert!(matches!(refresh("a").await, Err(StoreError::LeaseLost(_))));
+        let (lost, writing) = refresh("a").await;
+        assert!(matches!(lost, Err(StoreError::LeaseLost(_))));
+        assert!(!writing, "a lost lease never reaches writing");
         assert_eq!(store.entity_count().await.unwrap(), 0, "a wrote nothing");
-        assert_eq!(refresh("b").await.unwrap().added, 3);
+        let (done, writing) = refresh("b").await;
+        assert_eq!(done.unwrap().added, 3);
+        assert!(writing, "the holder is told its job is its own: renewals stop");
         assert!(store.leases().await.unwrap().is_empty(), "the job ended");
         assert!(
             store.claim_due_location("c", later, later + 1_000).await.unwrap().is_none(),

@@ -104,3 +104,44 @@ fn a_new_location_is_read_before_serving_a_known_one_after() {
         .any(|l| l.contains("refreshed dir:") && l.contains("unchanged=3"));
     assert!(followed, "the due refresh runs after the server answers");
 }
+
+/// SIGTERM (how Kubernetes stops a pod) stops the server cleanly: it
+/// exits with success and closes its store, so SQLite's WAL is folded into
+/// the database and removed instead of read again at the next start.
+#[test]
+fn sigterm_stops_the_server_and_closes_its_store() {
+    let scratch = Scratch::new("serve-sigterm");
+    let catalog = scratch.0.join("catalog");
+    common::write_components(&catalog, 20);
+    let data = scratch.0.join("data");
+    let mut server = Server::start(&scratch.0, &data, &["--catalog", "catalog"]);
+    server.base_url();
+    let wal = data.join("plinth.db-wal");
+    assert!(wal.exists(), "a running server writes through the WAL");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 30 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        server
+            .wait_for("plinth: stopped", Duration::from_secs(5))
+            .is_some()
+    );
+    assert!(
+        !wal.exists(),
+        "the WAL is checkpointed and removed on close"
+    );
+}

@@ -134,17 +134,43 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     eprintln!("plinth: the portal is at http://{addr}/");
 
     let scheduled = state.clone();
-    tokio::spawn(async move {
+    let scheduler = tokio::spawn(async move {
         loop {
             schedule.run_due(&scheduled, Due::All).await;
             tokio::time::sleep(schedule.poll()).await;
         }
     });
-    plinth_server::serve(listener, state, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    let store = state.store.clone();
+    plinth_server::serve(listener, state, stop_signal()).await?;
+    // A refresh still running is rolled back (its lease runs out for the
+    // next replica). Closing the store's last connection lets SQLite
+    // checkpoint its WAL and remove it: after a large refresh the next
+    // start would otherwise read gigabytes of WAL before it answers.
+    scheduler.abort();
+    let _ = scheduler.await;
+    store.close().await;
+    eprintln!("plinth: stopped");
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (how Kubernetes and systemd stop a process).
+async fn stop_signal() {
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
 }
 
 /// With local sign-in and no account yet: an `admin` account (a platform
@@ -330,18 +356,28 @@ impl Schedule {
 
     /// Runs one claimed refresh; whether it was stored.
     async fn run(&self, state: &AppState, location: &plinth_store::Location) -> bool {
-        // Renewed while the refresh runs, so a long one keeps its job.
+        let lease = plinth_store::Lease {
+            holder: self.replica.clone(),
+            interval_ms: Self::ms(self.interval),
+            ..Default::default()
+        };
+        // Renewed while the refresh reads, so a long one keeps its job;
+        // once it writes, the job is its own until the commit.
         let renewing = {
-            let (store, id, holder, lease) = (
+            let (store, id, holder, duration, writing) = (
                 state.store.clone(),
                 location.id.clone(),
                 self.replica.clone(),
                 self.lease,
+                lease.writing.clone(),
             );
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(lease / 3).await;
-                    let until = plinth_store::now_ms() + Schedule::ms(lease);
+                    tokio::time::sleep(duration / 3).await;
+                    if writing.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    let until = plinth_store::now_ms() + Schedule::ms(duration);
                     match store.renew_lease(&id, &holder, until).await {
                         Ok(true) => {}
                         Ok(false) => return,
@@ -349,10 +385,6 @@ impl Schedule {
                     }
                 }
             })
-        };
-        let lease = plinth_store::Lease {
-            holder: self.replica.clone(),
-            interval_ms: Self::ms(self.interval),
         };
         let started = std::time::Instant::now();
         let result = state.refresh_leased(location, &lease).await;
