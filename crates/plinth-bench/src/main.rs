@@ -128,6 +128,9 @@ const SCENARIOS: &[(&str, &str)] = &[
         "/catalog/default/component/orders-{i:06}",
     ),
     ("portal: group page", "/catalog/default/group/team-{i:05}"),
+    // The floor: an answer without store work, through the same HTTP
+    // server and client, on the same cores.
+    ("floor: /healthz", "/healthz"),
 ];
 
 fn query(base: &str, requests: usize, clients: usize, only: Option<&str>) -> anyhow::Result<()> {
@@ -160,9 +163,12 @@ fn query(base: &str, requests: usize, clients: usize, only: Option<&str>) -> any
                                 .replace("{i:05}", &format!("{:05}", i % 1_990))
                                 .replace("{i}", &format!("{}", (i * 25) % 40_000));
                             let started = std::time::Instant::now();
-                            // `/api/...` and the portal's `/catalog...` are
-                            // paths from the server's root.
-                            let url = if path.starts_with("/api/") || path.starts_with("/catalog") {
+                            // `/api/...`, the portal's `/catalog...` and
+                            // `/healthz` are paths from the server's root.
+                            let from_root = ["/api/", "/catalog", "/healthz"]
+                                .iter()
+                                .any(|p| path.starts_with(p));
+                            let url = if from_root {
                                 format!(
                                     "{}{path}",
                                     base.trim_end_matches('/').trim_end_matches("/api/catalog")

@@ -190,15 +190,18 @@ impl Store {
         &self,
         entity: &EntityRef,
     ) -> Result<Option<StoredEntity>, StoreError> {
-        let id: Option<i64> =
-            sqlx::query_scalar(sql!(self.dialect, "SELECT id FROM entities WHERE ref = ?"))
-                .bind(entity.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(match id {
-            Some(id) => self.load_entities(&[id]).await?.pop(),
-            None => None,
-        })
+        // The row itself, not its id first: one round trip fewer on the
+        // most frequent call.
+        let rows = sqlx::query(sql!(
+            self.dialect,
+            "SELECT id, uid, ref, etag, generation, location_id, file, body, status
+             FROM entities WHERE ref = ?"
+        ))
+        .bind(entity.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.get("id")).collect();
+        Ok(self.complete_entities(&ids, &rows).await?.pop())
     }
 
     pub async fn entity_by_uid(&self, uid: &str) -> Result<Option<StoredEntity>, StoreError> {
@@ -301,8 +304,21 @@ impl Store {
         .bind(&ids_json)
         .fetch_all(&self.pool)
         .await?;
+        self.complete_entities(ids, &rows).await
+    }
+
+    /// Entities from their rows, with relations and status, in the order
+    /// of `ids`.
+    async fn complete_entities(
+        &self,
+        ids: &[i64],
+        rows: &[AnyRow],
+    ) -> Result<Vec<StoredEntity>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut entities: HashMap<i64, StoredEntity> = HashMap::with_capacity(rows.len());
-        for r in &rows {
+        for r in rows {
             let body: String = r.get("body");
             let status: String = r.get("status");
             entities.insert(
