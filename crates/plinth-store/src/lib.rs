@@ -212,6 +212,7 @@ impl Store {
 
     /// Called after every committed write: schedules a WAL checkpoint.
     pub(crate) fn written(&self) {
+        self.text.clear();
         // Full means one is already pending, which covers this write.
         if let Some(checkpoints) = &self.checkpoints {
             let _ = checkpoints.try_send(());

@@ -497,7 +497,9 @@ crate::on_both_stores!(dialect => {
 
         // svc-0 to svc-19 go, svc-60 to svc-79 come: the next answers are
         // the new catalog's.
+        assert!(store.text.bytes() > 0);
         refresh(20..80).await;
+        assert_eq!(store.text.bytes(), 0, "a commit drops the columns");
         let columns = answers(TERMS).await;
         store.text.scan_only.store(true, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(columns, answers(TERMS).await);

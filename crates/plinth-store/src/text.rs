@@ -10,7 +10,8 @@
 //!
 //! Columns are built from the search table on first use and kept while the
 //! catalog version stands (like the answer cache, so replicas agree), each
-//! read in one snapshot together with the version it belongs to. The SQL
+//! read in one snapshot together with the version it belongs to; a write
+//! committed by this replica drops them at once. The SQL
 //! scan stays for what a column cannot answer cheaply: keys whose values
 //! would go over [`BUDGET`], and terms matching more than [`MAX_IDS`]
 //! entities.
@@ -131,6 +132,20 @@ impl TextIndex {
             };
         }
         Some(state.columns.entry(key.to_owned()).or_default().clone())
+    }
+
+    /// Drops every column: called after this replica commits a write, so
+    /// their memory goes at once rather than at the next full-text call.
+    pub(crate) fn clear(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            *state = State::default();
+        }
+    }
+
+    /// Bytes the built columns take.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.state.lock().map_or(0, |s| s.bytes)
     }
 
     /// Counts a built column against the budget; `false` when it does not
