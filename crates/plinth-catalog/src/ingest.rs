@@ -269,6 +269,89 @@ pub async fn refresh_location_leased(
     refresh(store, location, options, Some(lease), None).await
 }
 
+/// Refreshes only the file `path` of `location` (where an entity came
+/// from), as Backstage refreshes one entity: the file is read, its
+/// entities are written, and entities it no longer defines are removed;
+/// the location's other files are not looked at. Gives `audit` back when
+/// one file cannot answer for itself, and the caller refreshes the whole
+/// location instead: a git location (its checkout must be fetched), a file
+/// the location does not list, a file with Location targets before or
+/// after (what it leads to may change), or one that is gone, unreadable
+/// or no longer a catalog file.
+pub async fn refresh_file(
+    store: &Store,
+    location: &Location,
+    path: &str,
+    options: &IngestOptions,
+    audit: plinth_store::RefreshAudit,
+) -> Result<Result<RefreshReport, plinth_store::RefreshAudit>, IngestError> {
+    if !matches!(location.kind.as_str(), "file" | "dir") {
+        return Ok(Err(audit));
+    }
+    let Some(known) = store.location_file(&location.id, path).await? else {
+        return Ok(Err(audit));
+    };
+    if !known.targets.is_empty()
+        || (!options.allowed_roots.is_empty()
+            && !inside_roots(Path::new(path), &options.allowed_roots))
+    {
+        return Ok(Err(audit));
+    }
+    let (key, opts) = (path.to_owned(), options.clone());
+    let origin = format!("{}:{}", location.kind, location.target);
+    let read = tokio::task::spawn_blocking(move || {
+        let fingerprint = opts.read.kinds.declared().join(",");
+        let previous = HashMap::from([(key.clone(), known)]);
+        // Not explicit: a file that holds no entity any more is left to
+        // the whole location's refresh, which knows whether it still
+        // belongs to it.
+        read_one(
+            Path::new(&key),
+            &key,
+            false,
+            &fingerprint,
+            &previous,
+            &origin,
+            &opts,
+        )
+    })
+    .await
+    .map_err(|e| IngestError::Task(e.to_string()))?;
+    let (files, unchanged, findings) = match read {
+        Read::Changed(update, _) if !update.targets.is_empty() => return Ok(Err(audit)),
+        Read::Changed(update, findings) => (vec![update], Vec::new(), findings),
+        Read::Unchanged { stat, .. } => {
+            let same = Unchanged {
+                path: path.to_owned(),
+                stat,
+            };
+            (Vec::new(), vec![same], Vec::new())
+        }
+        Read::Unreadable(_) | Read::NotCatalog => return Ok(Err(audit)),
+    };
+    let outcome = if findings.is_empty() {
+        RefreshOutcome::Ok
+    } else {
+        RefreshOutcome::Problems(format!(
+            "{} problem{} in {path}",
+            findings.len(),
+            if findings.len() == 1 { "" } else { "s" }
+        ))
+    };
+    let mut writer = store
+        .refresh_writer(&location.id, options.orphans, None)
+        .files_only()
+        .audited(audit);
+    writer.write(&files, &unchanged).await?;
+    let summary = writer.finish(&outcome).await?;
+    Ok(Ok(RefreshReport {
+        summary,
+        outcome,
+        findings,
+        files_read: 1,
+    }))
+}
+
 async fn refresh(
     store: &Store,
     location: &Location,

@@ -781,8 +781,10 @@ pub struct RefreshRequest {
     entity_ref: String,
 }
 
-/// `POST /refresh {entityRef}`: refreshes the entity's location now; when
-/// it returns, the new state is visible.
+/// `POST /refresh {entityRef}`: refreshes the file the entity came from
+/// now (its whole location when that file alone cannot answer, see
+/// `plinth_catalog::ingest::refresh_file`); when it returns, the new state
+/// is visible.
 pub async fn refresh(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -791,15 +793,19 @@ pub async fn refresh(
     let body = json_body(body, "body must be {\"entityRef\": ...}")?;
     let r = EntityRef::parse(&body.entity_ref, RefDefaults::default())
         .map_err(|e| ApiError::input(e.to_string()))?;
-    let Some(location) = state.store.location_of(&r).await? else {
+    let (Some(location), Some(entity)) = (
+        state.store.location_of(&r).await?,
+        state.store.entity_by_ref(&r).await?,
+    ) else {
         return Err(ApiError::not_found(format!("No entity {r} found")));
     };
     caller.allow(&Action::Refresh)?;
     let entry = caller.entry("entity.refresh", &r.to_string(), None, None);
     let location_id = location.id.clone();
     state
-        .refresh_audited(
+        .refresh_file_audited(
             &location,
+            &entity.file,
             Box::new(move |summary| plinth_store::AuditEntry {
                 after: Some(json!({ "locationId": location_id, "summary": summary })),
                 ..entry

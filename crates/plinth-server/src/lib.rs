@@ -77,6 +77,41 @@ impl AppState {
         self.refresh_with(location, None, Some(audit)).await
     }
 
+    /// Refreshes only the file `path` of `location` when that file can
+    /// answer for itself (see `plinth_catalog::ingest::refresh_file`),
+    /// else the whole location; audited either way.
+    pub async fn refresh_file_audited(
+        &self,
+        location: &plinth_store::Location,
+        path: &str,
+        audit: plinth_store::RefreshAudit,
+    ) -> Result<plinth_catalog::ingest::RefreshReport, plinth_catalog::ingest::IngestError> {
+        let audit = {
+            let _guard = self.refresh_lock.lock().await;
+            let started = std::time::Instant::now();
+            match plinth_catalog::ingest::refresh_file(
+                &self.store,
+                location,
+                path,
+                &self.ingest,
+                audit,
+            )
+            .await
+            {
+                Ok(Ok(report)) => {
+                    self.record(started.elapsed(), &Ok(&report));
+                    return Ok(report);
+                }
+                Ok(Err(audit)) => audit,
+                Err(e) => {
+                    self.record(started.elapsed(), &Err(()));
+                    return Err(e);
+                }
+            }
+        };
+        self.refresh_audited(location, audit).await
+    }
+
     /// [`AppState::refresh`] as a scheduled job under `lease` (see
     /// `plinth_store::Lease`): written only while the lease holds.
     pub async fn refresh_leased(
@@ -107,8 +142,17 @@ impl AppState {
             }
             (None, None) => refresh_location(&self.store, location, &self.ingest).await,
         };
-        let took = started.elapsed();
-        match &result {
+        self.record(started.elapsed(), &result.as_ref().map_err(|_| ()));
+        result
+    }
+
+    /// Counts a refresh in the metrics.
+    fn record(
+        &self,
+        took: std::time::Duration,
+        result: &Result<&plinth_catalog::ingest::RefreshReport, ()>,
+    ) {
+        match result {
             Ok(report) => {
                 let outcome = match report.outcome {
                     plinth_store::RefreshOutcome::Ok => "ok",
@@ -118,9 +162,8 @@ impl AppState {
                 self.metrics
                     .refresh(outcome, took, Some(&report.summary), report.findings.len());
             }
-            Err(_) => self.metrics.refresh("error", took, None, 0),
+            Err(()) => self.metrics.refresh("error", took, None, 0),
         }
-        result
     }
 }
 

@@ -32,8 +32,8 @@ use crate::write::{
     orphan_entities,
 };
 use crate::{
-    FileUpdate, Lease, NewEntity, OrphanPolicy, RefreshOutcome, RefreshSummary, Store, StoreError,
-    Unchanged, now,
+    FileUpdate, KnownFile, Lease, NewEntity, OrphanPolicy, RefreshOutcome, RefreshSummary, Store,
+    StoreError, Unchanged, now,
 };
 
 /// Entities changed by one refresh above which PostgreSQL's statistics are
@@ -80,6 +80,33 @@ impl Store {
             state: State::default(),
             audit: None,
         }
+    }
+
+    /// One file of a location as last read: its hash, targets and
+    /// description; `None` when the location has no such file.
+    pub async fn location_file(
+        &self,
+        location_id: &str,
+        path: &str,
+    ) -> Result<Option<KnownFile>, StoreError> {
+        let row = sqlx::query(sql!(
+            self.dialect,
+            "SELECT hash, targets, stat FROM location_files WHERE location_id = ? AND path = ?"
+        ))
+        .bind(location_id)
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let targets: String = r.get("targets");
+            Ok(KnownFile {
+                hash: r.get("hash"),
+                targets: serde_json::from_str(&targets)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                stat: r.get("stat"),
+            })
+        })
+        .transpose()
     }
 }
 
@@ -138,6 +165,16 @@ struct State {
     /// Whether anything was written (answers changed).
     wrote: bool,
     index: IndexWriter,
+    /// Only the files written are read; every other file of the location
+    /// stays as it is (see [`RefreshWriter::files_only`]).
+    files_only: bool,
+}
+
+impl State {
+    /// Whether `file` of the location is known to hold what it held.
+    fn unchanged(&self, file: &str) -> bool {
+        self.unchanged.contains_key(file) || (self.files_only && !self.read.contains(file))
+    }
 }
 
 /// What one batch changes, worked out before anything is written.
@@ -188,6 +225,16 @@ impl RefreshWriter<'_> {
         self
     }
 
+    /// A refresh of some files of the location only, as Backstage refreshes
+    /// one entity: the files written are read, every other file is taken
+    /// as unchanged (an entity one of them holds stays there), nothing is
+    /// gone, and the location's own refresh record is left as it was. A
+    /// caller must not use it for a file whose Location targets changed.
+    pub fn files_only(mut self) -> Self {
+        self.state.files_only = true;
+        self
+    }
+
     pub async fn finish(mut self, outcome: &RefreshOutcome) -> Result<RefreshSummary, StoreError> {
         self.open().await?;
         let d = self.store.dialect;
@@ -207,13 +254,15 @@ impl RefreshWriter<'_> {
             RefreshOutcome::Problems(m) => ("problems", Some(m.as_str())),
             RefreshOutcome::Failed(m) => ("failed", Some(m.as_str())),
         };
-        sqlx::query(sql!(d, "UPDATE locations SET refreshed_at = ?, refresh_status = ?, refresh_message = ? WHERE id = ?"))
-            .bind(now())
-            .bind(status)
-            .bind(message)
-            .bind(location_id)
-            .execute(&mut **tx)
-            .await?;
+        if !st.files_only {
+            sqlx::query(sql!(d, "UPDATE locations SET refreshed_at = ?, refresh_status = ?, refresh_message = ? WHERE id = ?"))
+                .bind(now())
+                .bind(status)
+                .bind(message)
+                .bind(location_id)
+                .execute(&mut **tx)
+                .await?;
+        }
         if let Some(lease) = &self.lease {
             crate::jobs::finish_job(tx, d, location_id, lease).await?;
         }
@@ -368,7 +417,7 @@ async fn write_batch(
                     moved = old;
                     Some(&moved)
                 }
-                (None, None, Some((_, old))) if st.unchanged.contains_key(&old.file) => {
+                (None, None, Some((_, old))) if st.unchanged(&old.file) => {
                     changes.conflicts.push(json!([r, file.path]));
                     continue;
                 }
@@ -597,14 +646,21 @@ async fn finish_files(
     // has its row by now, and every unchanged file had one: when the rows
     // number as many as the files named, none is gone (and the paths of a
     // large location need not be read back).
-    let rows: i64 = sqlx::query_scalar(sql!(
-        d,
-        "SELECT count(*) FROM location_files WHERE location_id = ?"
-    ))
-    .bind(location_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    let gone: Vec<String> = if rows as usize == st.read.len() + st.unchanged.len() {
+    // A refresh of some files only has none gone (and a count of a large
+    // location's files costs more than the rest of it).
+    let rows: i64 = if st.files_only {
+        0
+    } else {
+        sqlx::query_scalar(sql!(
+            d,
+            "SELECT count(*) FROM location_files WHERE location_id = ?"
+        ))
+        .bind(location_id)
+        .fetch_one(&mut **tx)
+        .await?
+    };
+    let gone: Vec<String> = if st.files_only || rows as usize == st.read.len() + st.unchanged.len()
+    {
         Vec::new()
     } else {
         let known: Vec<String> = sqlx::query_scalar(sql!(
@@ -624,7 +680,7 @@ async fn finish_files(
     // location's entities but those of the files read or gone (orphans,
     // which may name files the location no longer has, apart).
     if !st.unchanged.is_empty() {
-        let by_file = st.unchanged.len() <= st.read.len() + gone.len();
+        let by_file = st.files_only || st.unchanged.len() <= st.read.len() + gone.len();
         let (files, sign, orphan): (Vec<&str>, i64, &str) = if by_file {
             let files = st.unchanged.keys().map(String::as_str).collect();
             (files, 1, "")
@@ -662,7 +718,7 @@ async fn finish_files(
     let pending = std::mem::take(&mut st.pending);
     let mut changes = Changes::default();
     for p in &pending {
-        if st.unchanged.contains_key(&p.held.file) {
+        if st.unchanged(&p.held.file) {
             changes.conflicts.push(json!([p.entity.ref_text(), p.file]));
         } else {
             changes.classify(&p.entity, &p.file, Some(&p.held), &mut st.summary);

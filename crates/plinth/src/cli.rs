@@ -237,9 +237,10 @@ pub enum CatalogCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Refresh an entity's location now, or every location with --all.
+    /// Refresh the file an entity came from now (its whole location when
+    /// that file leads to others), or every location with --all.
     Refresh {
-        /// The entity whose location to refresh.
+        /// The entity whose file to refresh.
         #[arg(required_unless_present = "all")]
         entity_ref: Option<String>,
         /// Refresh every location.

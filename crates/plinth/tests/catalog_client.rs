@@ -120,10 +120,7 @@ fn client_commands_against_a_running_server() {
     )
     .unwrap();
     let refresh = plinth(dir, url, &["catalog", "refresh", "system:new-system"]);
-    assert_eq!(
-        refresh.stdout,
-        "refreshed the location of system:default/new-system\n"
-    );
+    assert_eq!(refresh.stdout, "refreshed system:default/new-system\n");
     let renamed = plinth(dir, url, &["catalog", "get", "system:new-system"]).stdout;
     assert!(
         renamed

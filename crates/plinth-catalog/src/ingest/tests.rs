@@ -815,4 +815,101 @@ plinth_store::on_both_stores!(dialect => {
             .unwrap();
         assert_eq!(report.files_read, 1);
     }
+
+    /// Refreshing one entity reads only its file (as Backstage refreshes
+    /// one entity): its changes, removals and additions show at once, with
+    /// relations; the location's other files are not looked at, and a
+    /// whole refresh afterwards finds that file unchanged. What one file
+    /// cannot answer for goes back to the caller.
+    async fn one_entitys_file_is_refreshed_alone() {
+        let Some(f) = Fixture::new(dialect).await else {
+            return;
+        };
+        let a = f.write(
+            "a.yaml",
+            &documents(&[component("a1", "team-a"), component("a2", "team-a")]),
+        );
+        let b = f.write("b.yaml", &component("b1", "team-a"));
+        let loc = f.register("dir", ".").await;
+        f.refresh(&loc).await;
+        let uid = f.entity("component:default/a1").await.unwrap().uid;
+        let audit = || -> plinth_store::RefreshAudit {
+            Box::new(|summary| plinth_store::AuditEntry {
+                actor: "local".into(),
+                action: "entity.refresh".into(),
+                target: "component:default/a1".into(),
+                source: "test".into(),
+                before: None,
+                after: Some(serde_json::json!({ "summary": summary })),
+            })
+        };
+        let refresh_file = |path: String| {
+            let (store, loc, options) = (f.store.clone(), loc.clone(), f.options.clone());
+            async move {
+                refresh_file(&store, &loc, &path, &options, audit())
+                    .await
+                    .unwrap()
+            }
+        };
+
+        f.write(
+            "a.yaml",
+            &documents(&[component("a1", "team-b"), component("a3", "team-a")]),
+        );
+        f.write("b.yaml", &component("b1", "team-b"));
+        let Ok(report) = refresh_file(a.clone()).await else {
+            panic!("a file of components answers for itself");
+        };
+        assert_eq!(
+            (report.summary.added, report.summary.updated, report.summary.removed),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            f.refs().await,
+            ["component:default/a1", "component:default/a3", "component:default/b1"]
+        );
+        let a1 = f.entity("component:default/a1").await.unwrap();
+        assert_eq!((a1.uid, &a1.body["spec"]["owner"]), (uid, &serde_json::json!("team-b")));
+        assert!(a1.relations.contains(&("ownedBy".into(), "group:default/team-b".into())));
+        let b1 = f.entity("component:default/b1").await.unwrap();
+        assert_eq!(b1.body["spec"]["owner"], "team-a", "b.yaml was not read");
+        assert!(f.store.location(&loc.id).await.unwrap().unwrap().refresh.is_some());
+
+        // The whole location now finds a.yaml as the file refresh left it.
+        let report = f.refresh(&loc).await;
+        assert_eq!(
+            (report.summary.added, report.summary.updated, report.summary.removed, report.summary.unchanged),
+            (0, 1, 0, 2)
+        );
+        // A file as it was: its entities are counted unchanged, nothing else.
+        let Ok(report) = refresh_file(b.clone()).await else {
+            panic!("an unchanged file answers for itself");
+        };
+        assert_eq!(
+            (report.summary.unchanged, report.summary.added + report.summary.updated + report.summary.removed),
+            (1, 0)
+        );
+
+        // a.yaml now also defines b1, which b.yaml holds: b.yaml keeps it.
+        f.write(
+            "a.yaml",
+            &documents(&[component("a1", "team-b"), component("b1", "team-c")]),
+        );
+        let Ok(report) = refresh_file(a.clone()).await else {
+            panic!("a conflict is answered by the file alone");
+        };
+        assert_eq!((report.summary.conflicts, report.summary.removed), (1, 1));
+        let b1 = f.entity("component:default/b1").await.unwrap();
+        assert_eq!((b1.file.as_str(), &b1.body["spec"]["owner"]), (b.as_str(), &serde_json::json!("team-b")));
+        assert_eq!(f.store.location_problems(&loc.id).await.unwrap().lost_conflicts.len(), 1);
+
+        // A Location entity's file leads to other files: the whole
+        // location must be read. So must a file the location does not hold.
+        f.write(
+            "a.yaml",
+            "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: more\nspec:\n  targets: [./b.yaml]\n",
+        );
+        assert!(refresh_file(a.clone()).await.is_err());
+        assert!(refresh_file(f.dir.join("repo/none.yaml").display().to_string()).await.is_err());
+    }
 });

@@ -387,7 +387,7 @@ fn refresh(entity_ref: Option<&str>, all: bool, args: &ClientArgs) -> anyhow::Re
         if args.output == Output::Json {
             print_json(&json!({"refreshed": r.to_string()}));
         } else {
-            println!("refreshed the location of {r}");
+            println!("refreshed {r}");
         }
         return Ok(ExitCode::SUCCESS);
     }
