@@ -230,6 +230,9 @@ impl RefreshWriter<'_> {
     /// as unchanged (an entity one of them holds stays there), nothing is
     /// gone, and the location's own refresh record is left as it was. A
     /// caller must not use it for a file whose Location targets changed.
+    /// An entity such a file gives up while an unread file of the location
+    /// also defines it comes back from that file at the location's next
+    /// whole refresh (that file lost a conflict, so it is read again then).
     pub fn files_only(mut self) -> Self {
         self.state.files_only = true;
         self
