@@ -470,6 +470,8 @@ crate::on_both_stores!(dialect => {
             let store = store.clone();
             let queries = &queries;
             async move {
+                // Counts are cached per catalog version: each run computes its own.
+                store.cache.clear();
                 let mut out = Vec::new();
                 for term in terms {
                     for q in queries(term) {
@@ -483,6 +485,16 @@ crate::on_both_stores!(dialect => {
         const TERMS: &[&str] = &["svc-1", "SVC-7", "vc-2", "-", "zzz", "c-59"];
         refresh(0..60).await;
         let columns = answers(TERMS).await;
+        // Terms matching more than 5 entities tested entity by entity, as
+        // terms of more than 50,000 matches are.
+        store.text.max_ids.store(5, std::sync::atomic::Ordering::Relaxed);
+        let version = store.version().await.unwrap();
+        assert!(matches!(
+            store.text_match(version, "svc-1", &fields).await.unwrap(),
+            crate::text::TextMatch::Dense { count: 11, .. }
+        ));
+        assert_eq!(columns, answers(TERMS).await);
+        store.text.max_ids.store(0, std::sync::atomic::Ordering::Relaxed);
         store.text.scan_only.store(true, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(columns, answers(TERMS).await);
         store.text.scan_only.store(false, std::sync::atomic::Ordering::Relaxed);
