@@ -212,11 +212,19 @@ impl Store {
 
     /// Called after every committed write: schedules a WAL checkpoint.
     pub(crate) fn written(&self) {
-        self.text.clear();
         // Full means one is already pending, which covers this write.
         if let Some(checkpoints) = &self.checkpoints {
             let _ = checkpoints.try_send(());
         }
+    }
+
+    /// Called after a committed write that bumped the catalog version: the
+    /// full-text columns of the old version go at once (their memory
+    /// rather than at the next full-text call). Writes that leave the
+    /// entities as they were (tokens, sessions, unchanged refreshes) keep
+    /// them.
+    pub(crate) fn entities_changed(&self) {
+        self.text.clear();
     }
 
     /// Starts a write transaction. Writers take turns, on either database:

@@ -287,6 +287,7 @@ impl Store {
         crate::write::bump_version(&mut tx).await?;
         self.commit_audited(tx, audit, &()).await?;
         self.written();
+        self.entities_changed();
         Ok(true)
     }
 

@@ -249,7 +249,8 @@ impl RefreshWriter<'_> {
             finish_files(tx, d, location_id, self.orphans, st).await?;
         }
         // Status and findings change answers too, so any file read counts.
-        if st.wrote || st.summary.removed + st.summary.orphaned > 0 {
+        let changed = st.wrote || st.summary.removed + st.summary.orphaned > 0;
+        if changed {
             bump_version(tx).await?;
         }
         let (status, message) = match outcome {
@@ -279,6 +280,9 @@ impl RefreshWriter<'_> {
         }
         tx.commit().await?;
         self.store.written();
+        if changed {
+            self.store.entities_changed();
+        }
         st.phases.lap("commit");
         tracing::debug!(location_id, phases = %st.phases, "refresh written");
         let summary = std::mem::take(&mut st.summary);

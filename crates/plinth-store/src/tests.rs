@@ -510,6 +510,14 @@ crate::on_both_stores!(dialect => {
         // svc-0 to svc-19 go, svc-60 to svc-79 come: the next answers are
         // the new catalog's.
         assert!(store.text.bytes() > 0);
+        // Writes that leave the entities as they were keep the columns.
+        let unchanged = [Unchanged { path: "/a.yaml".into(), stat: None }];
+        store
+            .apply_refresh(&location.id, &[], &unchanged, &RefreshOutcome::Ok, OrphanPolicy::Delete, None)
+            .await
+            .unwrap();
+        store.add_location("file", "/b.yaml", None).await.unwrap();
+        assert!(store.text.bytes() > 0, "nothing changed: the columns stay");
         refresh(20..80).await;
         assert_eq!(store.text.bytes(), 0, "a commit drops the columns");
         let columns = answers(TERMS).await;

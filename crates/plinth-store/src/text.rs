@@ -13,8 +13,8 @@
 //!
 //! Columns are built from the search table on first use and kept while the
 //! catalog version stands (like the answer cache, so replicas agree), each
-//! read in one snapshot together with the version it belongs to; a write
-//! committed by this replica drops them at once. The SQL
+//! read in one snapshot together with the version it belongs to; a change
+//! of the catalog committed by this replica drops them at once. The SQL
 //! scan stays for keys whose values would go over [`BUDGET`], and for
 //! counting a term of more than [`MAX_IDS`] matches under other filters.
 
@@ -172,8 +172,9 @@ impl TextIndex {
         Some(state.columns.entry(key.to_owned()).or_default().clone())
     }
 
-    /// Drops every column: called after this replica commits a write, so
-    /// their memory goes at once rather than at the next full-text call.
+    /// Drops every column: called after this replica commits a change of
+    /// the catalog, so their memory goes at once rather than at the next
+    /// full-text call.
     pub(crate) fn clear(&self) {
         if let Ok(mut state) = self.state.lock() {
             *state = State::default();

@@ -447,6 +447,7 @@ impl Store {
         bump_version(&mut tx).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.written();
+        self.entities_changed();
         Ok(summary)
     }
 }

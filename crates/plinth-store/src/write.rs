@@ -255,6 +255,7 @@ impl Store {
         }
         self.commit_audited(tx, audit, &()).await?;
         self.written();
+        self.entities_changed();
         Ok(true)
     }
 
