@@ -737,7 +737,7 @@ pub async fn location_by_entity(
 ) -> Result<Json<Value>, ApiError> {
     let r = EntityRef::new(&kind, &namespace, &name);
     match state.store.location_of(&r).await? {
-        Some(l) => Ok(Json(location_json(&l))),
+        Some((l, _)) => Ok(Json(location_json(&l))),
         None => Err(ApiError::not_found(format!("found no location for {r}"))),
     }
 }
@@ -793,10 +793,7 @@ pub async fn refresh(
     let body = json_body(body, "body must be {\"entityRef\": ...}")?;
     let r = EntityRef::parse(&body.entity_ref, RefDefaults::default())
         .map_err(|e| ApiError::input(e.to_string()))?;
-    let (Some(location), Some(entity)) = (
-        state.store.location_of(&r).await?,
-        state.store.entity_by_ref(&r).await?,
-    ) else {
+    let Some((location, file)) = state.store.location_of(&r).await? else {
         return Err(ApiError::not_found(format!("No entity {r} found")));
     };
     caller.allow(&Action::Refresh)?;
@@ -805,7 +802,7 @@ pub async fn refresh(
     state
         .refresh_file_audited(
             &location,
-            &entity.file,
+            &file,
             Box::new(move |summary| plinth_store::AuditEntry {
                 after: Some(json!({ "locationId": location_id, "summary": summary })),
                 ..entry

@@ -99,12 +99,12 @@ impl AppState {
             .await
             {
                 Ok(Ok(report)) => {
-                    self.record(started.elapsed(), &Ok(&report));
+                    self.record(started.elapsed(), Some(&report));
                     return Ok(report);
                 }
                 Ok(Err(audit)) => audit,
                 Err(e) => {
-                    self.record(started.elapsed(), &Err(()));
+                    self.record(started.elapsed(), None);
                     return Err(e);
                 }
             }
@@ -142,18 +142,18 @@ impl AppState {
             }
             (None, None) => refresh_location(&self.store, location, &self.ingest).await,
         };
-        self.record(started.elapsed(), &result.as_ref().map_err(|_| ()));
+        self.record(started.elapsed(), result.as_ref().ok());
         result
     }
 
-    /// Counts a refresh in the metrics.
+    /// Counts a refresh in the metrics; `None` when it failed.
     fn record(
         &self,
         took: std::time::Duration,
-        result: &Result<&plinth_catalog::ingest::RefreshReport, ()>,
+        report: Option<&plinth_catalog::ingest::RefreshReport>,
     ) {
-        match result {
-            Ok(report) => {
+        match report {
+            Some(report) => {
                 let outcome = match report.outcome {
                     plinth_store::RefreshOutcome::Ok => "ok",
                     plinth_store::RefreshOutcome::Problems(_) => "problems",
@@ -162,7 +162,7 @@ impl AppState {
                 self.metrics
                     .refresh(outcome, took, Some(&report.summary), report.findings.len());
             }
-            Err(()) => self.metrics.refresh("error", took, None, 0),
+            None => self.metrics.refresh("error", took, None, 0),
         }
     }
 }

@@ -76,10 +76,14 @@ impl Store {
         Ok(row.as_ref().map(location_from_row))
     }
 
-    /// The location an entity came from.
-    pub async fn location_of(&self, entity: &EntityRef) -> Result<Option<Location>, StoreError> {
+    /// The location an entity came from, and the file of it that defines
+    /// the entity.
+    pub async fn location_of(
+        &self,
+        entity: &EntityRef,
+    ) -> Result<Option<(Location, String)>, StoreError> {
         let row = sqlx::query(self.dialect.sql(format!(
-            "SELECT {} FROM locations l JOIN entities e ON e.location_id = l.id WHERE e.ref = ?",
+            "SELECT {}, e.file FROM locations l JOIN entities e ON e.location_id = l.id WHERE e.ref = ?",
             LOCATION_COLUMNS
                 .split(", ")
                 .map(|c| format!("l.{c}"))
@@ -89,7 +93,7 @@ impl Store {
         .bind(entity.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(location_from_row))
+        Ok(row.map(|r| (location_from_row(&r), r.get("file"))))
     }
 
     pub async fn location_problems(&self, id: &str) -> Result<LocationProblems, StoreError> {

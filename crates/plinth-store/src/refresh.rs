@@ -32,8 +32,8 @@ use crate::write::{
     orphan_entities,
 };
 use crate::{
-    FileUpdate, KnownFile, Lease, NewEntity, OrphanPolicy, RefreshOutcome, RefreshSummary, Store,
-    StoreError, Unchanged, now,
+    FileUpdate, Lease, NewEntity, OrphanPolicy, RefreshOutcome, RefreshSummary, Store, StoreError,
+    Unchanged, now,
 };
 
 /// Entities changed by one refresh above which PostgreSQL's statistics are
@@ -80,33 +80,6 @@ impl Store {
             state: State::default(),
             audit: None,
         }
-    }
-
-    /// One file of a location as last read: its hash, targets and
-    /// description; `None` when the location has no such file.
-    pub async fn location_file(
-        &self,
-        location_id: &str,
-        path: &str,
-    ) -> Result<Option<KnownFile>, StoreError> {
-        let row = sqlx::query(sql!(
-            self.dialect,
-            "SELECT hash, targets, stat FROM location_files WHERE location_id = ? AND path = ?"
-        ))
-        .bind(location_id)
-        .bind(path)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            let targets: String = r.get("targets");
-            Ok(KnownFile {
-                hash: r.get("hash"),
-                targets: serde_json::from_str(&targets)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                stat: r.get("stat"),
-            })
-        })
-        .transpose()
     }
 }
 

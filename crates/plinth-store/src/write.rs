@@ -272,19 +272,37 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| {
-                let targets: String = r.get("targets");
-                let targets = serde_json::from_str(&targets)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let file = KnownFile {
-                    hash: r.get("hash"),
-                    targets,
-                    stat: r.get("stat"),
-                };
-                Ok((r.get("path"), file))
-            })
+            .map(|r| Ok((r.get("path"), known_file(r)?)))
             .collect()
     }
+
+    /// One file of a location as last read; `None` when the location has
+    /// no such file.
+    pub async fn location_file(
+        &self,
+        location_id: &str,
+        path: &str,
+    ) -> Result<Option<KnownFile>, StoreError> {
+        let row = sqlx::query(sql!(
+            self.dialect,
+            "SELECT hash, targets, stat FROM location_files WHERE location_id = ? AND path = ?"
+        ))
+        .bind(location_id)
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(known_file).transpose()
+    }
+}
+
+/// A `location_files` row's hash, targets and description.
+fn known_file(r: &sqlx::any::AnyRow) -> Result<KnownFile, StoreError> {
+    let targets: String = r.get("targets");
+    Ok(KnownFile {
+        hash: r.get("hash"),
+        targets: serde_json::from_str(&targets).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        stat: r.get("stat"),
+    })
 }
 
 pub(crate) async fn bump_version(tx: &mut Transaction<'static, Any>) -> Result<(), StoreError> {
