@@ -130,6 +130,10 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     // free at once, so a restart does not wait for its old lease.
     schedule.release_dead_leases(&state.store).await?;
     schedule.run_due(&state, Due::New).await;
+    // Before the server says it serves: a signal sent the moment it does
+    // must stop it cleanly, not kill it (the default until a handler is
+    // installed).
+    let stop = stop_signal()?;
     eprintln!("plinth: serving the catalog API on http://{addr}/api/catalog");
     eprintln!("plinth: the portal is at http://{addr}/");
 
@@ -141,7 +145,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         }
     });
     let store = state.store.clone();
-    plinth_server::serve(listener, state, stop_signal()).await?;
+    plinth_server::serve(listener, state, stop).await?;
     // A refresh still running is rolled back (its lease runs out for the
     // next replica). Closing the store's last connection lets SQLite
     // checkpoint its WAL and remove it: after a large refresh the next
@@ -153,29 +157,28 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ctrl-C, or SIGTERM (how Kubernetes and systemd stop a process).
-async fn stop_signal() {
+/// Ctrl-C, or SIGTERM (how Kubernetes and systemd stop a process). The
+/// handlers are installed when this is called, not when the future is
+/// first polled.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
+    {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
             }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
+        })
     }
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
-/// With local sign-in and no account yet: an `admin` account (a platform
-/// admin) with a new password, written to a file only its owner may read,
-/// never to the log.
 /// Asks the OpenID Connect provider for its configuration at start: a
 /// wrong one stops the start with the reason; an unreachable provider is
 /// only a warning (it is asked again at each sign-in until it answers).
@@ -194,6 +197,9 @@ async fn check_provider(client: &plinth_server::oidc::OidcClient) -> anyhow::Res
     }
 }
 
+/// With local sign-in and no account yet: an `admin` account (a platform
+/// admin) with a new password, written to a file only its owner may read,
+/// never to the log.
 async fn first_admin(store: &plinth_store::Store, data_dir: &Path) -> anyhow::Result<()> {
     if store.account_count().await? > 0 {
         return Ok(());
