@@ -7,8 +7,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use plinth_catalog::ingest::{self, refresh_location};
 use plinth_model::{EntityRef, RefDefaults};
-use plinth_store::{EntityQuery, Location, StoredEntity};
-use serde::Deserialize;
+use plinth_store::{ApiEntity, EntityQuery, Location, StoredEntity};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -40,8 +40,28 @@ pub(crate) fn json_body<T>(
     })
 }
 
-fn entity_json(e: &StoredEntity, fields: &[String]) -> Value {
-    params::project(e.to_api_json(), fields)
+/// An entity as answered: whole, written straight from the stored parts,
+/// or only the fields asked for.
+enum EntityOut<'a> {
+    Whole(ApiEntity<'a>),
+    Fields(Value),
+}
+
+impl Serialize for EntityOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            EntityOut::Whole(e) => e.serialize(s),
+            EntityOut::Fields(v) => v.serialize(s),
+        }
+    }
+}
+
+fn entity_json<'a>(e: &'a StoredEntity, fields: &[String]) -> EntityOut<'a> {
+    if fields.is_empty() {
+        EntityOut::Whole(e.api())
+    } else {
+        EntityOut::Fields(params::project(e.to_api_json(), fields))
+    }
 }
 
 /// `GET /entities?filter=&fields=&order=&offset=&limit=&after=`
@@ -64,7 +84,7 @@ pub async fn get_entities(
         query = params::decode_cursor(after)?;
     }
     let page = state.store.query_entities(&query).await?;
-    let items: Vec<Value> = page
+    let items: Vec<EntityOut> = page
         .entities
         .iter()
         .map(|e| entity_json(e, &fields))
@@ -89,7 +109,7 @@ pub async fn get_entities(
 pub async fn query_entities(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let p = params::pairs(raw.as_deref());
     let fields = params::fields(all(&p, "fields"));
     let limit = params::number(&p, "limit")?;
@@ -139,7 +159,7 @@ async fn answer_query(
     state: &AppState,
     query: EntityQuery,
     fields: &[String],
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let page = state.store.query_entities(&query).await?;
     let limit = query.limit.unwrap_or(DEFAULT_QUERY_LIMIT);
     let mut page_info = serde_json::Map::new();
@@ -157,11 +177,23 @@ async fn answer_query(
         };
         page_info.insert("prevCursor".into(), params::encode_cursor(&prev).into());
     }
-    Ok(Json(json!({
-        "items": page.entities.iter().map(|e| entity_json(e, fields)).collect::<Vec<_>>(),
-        "totalItems": page.total,
-        "pageInfo": page_info,
-    })))
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Answer<'a> {
+        items: Vec<EntityOut<'a>>,
+        total_items: u64,
+        page_info: serde_json::Map<String, Value>,
+    }
+    Ok(Json(Answer {
+        items: page
+            .entities
+            .iter()
+            .map(|e| entity_json(e, fields))
+            .collect(),
+        total_items: page.total,
+        page_info,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -204,7 +236,7 @@ pub struct FullTextFilter {
 pub async fn query_entities_by_predicate(
     State(state): State<AppState>,
     body: Result<Json<PredicateQuery>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let body = json_body(body, "body is not a by-query request")?;
     let query = match &body.cursor {
         Some(cursor) => {
@@ -269,7 +301,7 @@ pub async fn entities_by_refs(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
     body: Result<Json<ByRefs>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let body = json_body(body, "body must be {\"entityRefs\": [...]}")?;
     let p = params::pairs(raw.as_deref());
     let mut fields = body.fields;
@@ -310,21 +342,26 @@ pub async fn entities_by_refs(
             Some(_) => true,
             None => false,
         };
-        items.push(match e {
-            Some(e) if keep => entity_json(&e, &fields),
-            _ => Value::Null,
-        });
+        items.push(e.filter(|_| keep));
     }
-    Ok(Json(json!({ "items": items })))
+    let items: Vec<Option<EntityOut>> = items
+        .iter()
+        .map(|e| e.as_ref().map(|e| entity_json(e, &fields)))
+        .collect();
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        items: Vec<Option<EntityOut<'a>>>,
+    }
+    Ok(Json(Answer { items }).into_response())
 }
 
 pub async fn entity_by_name(
     State(state): State<AppState>,
     Path((kind, namespace, name)): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let r = EntityRef::new(&kind, &namespace, &name);
     match state.store.entity_by_ref(&r).await? {
-        Some(e) => Ok(Json(e.to_api_json())),
+        Some(e) => Ok(Json(e.api()).into_response()),
         None => Err(ApiError::not_found(format!(
             "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
         ))),
@@ -367,9 +404,9 @@ pub async fn entity_ancestry(
 pub async fn entity_by_uid(
     State(state): State<AppState>,
     Path(uid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     match state.store.entity_by_uid(&uid).await? {
-        Some(e) => Ok(Json(e.to_api_json())),
+        Some(e) => Ok(Json(e.api()).into_response()),
         None => Err(ApiError::not_found(format!("No entity with uid {uid}"))),
     }
 }

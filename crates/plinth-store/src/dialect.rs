@@ -49,7 +49,9 @@ pub(crate) use sql;
 ///   as in SQLite (cast them where integers are needed); the function (a
 ///   migration) is `jsonb_array_elements_text` with a small row estimate,
 ///   so the planner probes indexes for such lists;
-/// - `instr(` becomes `strpos(` (same argument order).
+/// - `instr(` becomes `strpos(` (same argument order);
+/// - `json_array(` becomes `json_build_array(` and `json_group_array(`
+///   becomes `json_agg(` (of no rows: SQLite's `[]`, PostgreSQL's NULL).
 ///
 /// Text inside single quotes is left alone.
 pub(crate) fn to_postgres(sql: &str) -> String {
@@ -120,9 +122,17 @@ fn rewrite_one<'a>(rest: &'a str, out: &mut String, next: &mut usize) -> Option<
             }
         });
     }
-    let after = rest.strip_prefix("instr(")?;
-    out.push_str("strpos(");
-    Some(after)
+    for (sqlite, postgres) in [
+        ("instr(", "strpos("),
+        ("json_array(", "json_build_array("),
+        ("json_group_array(", "json_agg("),
+    ] {
+        if let Some(after) = rest.strip_prefix(sqlite) {
+            out.push_str(postgres);
+            return Some(after);
+        }
+    }
+    None
 }
 
 /// Index of the `)` closing a parenthesis opened just before `text`.
@@ -177,5 +187,9 @@ mod tests {
     fn functions_are_renamed() {
         assert_eq!(to_postgres("instr(value, ?) > 0"), "strpos(value, $1) > 0");
         assert_eq!(to_postgres("x_instr(value)"), "x_instr(value)");
+        assert_eq!(
+            to_postgres("json_group_array(json_array(a, ?))"),
+            "json_agg(json_build_array(a, $1))"
+        );
     }
 }

@@ -303,26 +303,103 @@ impl StoredEntity {
     /// The entity in Backstage's API shape: the body with `metadata.uid`,
     /// `metadata.etag`, `relations` and (when there is any) `status.items`.
     pub fn to_api_json(&self) -> Value {
-        let mut v = self.body.clone();
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.insert("uid".into(), self.uid.clone().into());
-            m.insert("etag".into(), self.etag.clone().into());
-        }
-        if let Some(root) = v.as_object_mut() {
-            root.insert(
-                "relations".into(),
-                Value::Array(
-                    self.relations
-                        .iter()
-                        .map(|(t, target)| serde_json::json!({"type": t, "targetRef": target}))
-                        .collect(),
-                ),
-            );
-            if !self.status.is_empty() {
-                root.insert("status".into(), serde_json::json!({ "items": self.status }));
+        serde_json::to_value(self.api()).unwrap_or(Value::Null)
+    }
+
+    /// The same shape, serialized straight from the stored parts: a page of
+    /// entities is written without copying each body into a new tree.
+    pub fn api(&self) -> ApiEntity<'_> {
+        ApiEntity(self)
+    }
+}
+
+/// [`StoredEntity::api`]: keys keep the body's order; `uid` and `etag`
+/// replace the body's own or follow its metadata, `relations` and `status`
+/// likewise at the root.
+pub struct ApiEntity<'a>(&'a StoredEntity);
+
+impl Serialize for ApiEntity<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let e = self.0;
+        let Value::Object(root) = &e.body else {
+            return e.body.serialize(s);
+        };
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in root {
+            match (k.as_str(), v) {
+                ("metadata", Value::Object(m)) => map.serialize_entry(k, &Metadata(m, e))?,
+                ("relations", _) => map.serialize_entry(k, &Relations(&e.relations))?,
+                ("status", _) if !e.status.is_empty() => {
+                    map.serialize_entry(k, &StatusItems(&e.status))?;
+                }
+                _ => map.serialize_entry(k, v)?,
             }
         }
-        v
+        if !root.contains_key("relations") {
+            map.serialize_entry("relations", &Relations(&e.relations))?;
+        }
+        if !root.contains_key("status") && !e.status.is_empty() {
+            map.serialize_entry("status", &StatusItems(&e.status))?;
+        }
+        map.end()
+    }
+}
+
+struct Metadata<'a>(&'a serde_json::Map<String, Value>, &'a StoredEntity);
+
+impl Serialize for Metadata<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Metadata(m, e) = self;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in m.iter() {
+            match k.as_str() {
+                "uid" => map.serialize_entry(k, &e.uid)?,
+                "etag" => map.serialize_entry(k, &e.etag)?,
+                _ => map.serialize_entry(k, v)?,
+            }
+        }
+        if !m.contains_key("uid") {
+            map.serialize_entry("uid", &e.uid)?;
+        }
+        if !m.contains_key("etag") {
+            map.serialize_entry("etag", &e.etag)?;
+        }
+        map.end()
+    }
+}
+
+struct Relations<'a>(&'a [(String, String)]);
+
+impl Serialize for Relations<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        #[derive(Serialize)]
+        struct Relation<'a> {
+            r#type: &'a str,
+            #[serde(rename = "targetRef")]
+            target_ref: &'a str,
+        }
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (t, target) in self.0 {
+            seq.serialize_element(&Relation {
+                r#type: t,
+                target_ref: target,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+struct StatusItems<'a>(&'a [Value]);
+
+impl Serialize for StatusItems<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("items", self.0)?;
+        map.end()
     }
 }
 

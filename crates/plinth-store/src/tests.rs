@@ -789,3 +789,45 @@ crate::on_both_stores!(dialect => {
         store.close().await;
     }
 });
+
+/// The API shape is written straight from the stored parts: the body's
+/// keys keep their order, what the store owns (`uid`, `etag`, `relations`,
+/// `status` when it has items) replaces the body's own in place or follows.
+#[test]
+fn the_api_shape_keeps_the_body_order_and_replaces_what_the_store_owns() {
+    let mut e = StoredEntity {
+        uid: "u-1".into(),
+        entity_ref: "component:default/a".into(),
+        etag: "e-1".into(),
+        generation: 1,
+        location_id: "l".into(),
+        file: "f".into(),
+        body: json!({
+            "kind": "Component",
+            "metadata": {"name": "a", "uid": "stale", "namespace": "default"},
+            "relations": [{"type": "stale", "targetRef": "x"}],
+            "status": {"kept": true},
+            "spec": {"owner": "t"},
+        }),
+        relations: vec![("ownedBy".into(), "group:default/t".into())],
+        status: Vec::new(),
+    };
+    assert_eq!(
+        serde_json::to_string(&e.api()).unwrap(),
+        r#"{"kind":"Component","metadata":{"name":"a","uid":"u-1","namespace":"default","etag":"e-1"},"relations":[{"type":"ownedBy","targetRef":"group:default/t"}],"status":{"kept":true},"spec":{"owner":"t"}}"#
+    );
+    e.status.push(json!({"type": "t", "level": "warning"}));
+    assert_eq!(
+        serde_json::to_string(&e.api()).unwrap(),
+        r#"{"kind":"Component","metadata":{"name":"a","uid":"u-1","namespace":"default","etag":"e-1"},"relations":[{"type":"ownedBy","targetRef":"group:default/t"}],"status":{"items":[{"type":"t","level":"warning"}]},"spec":{"owner":"t"}}"#
+    );
+    e.body = json!({"kind": "Component", "metadata": {"name": "a"}});
+    assert_eq!(
+        serde_json::to_string(&e.api()).unwrap(),
+        r#"{"kind":"Component","metadata":{"name":"a","uid":"u-1","etag":"e-1"},"relations":[{"type":"ownedBy","targetRef":"group:default/t"}],"status":{"items":[{"type":"t","level":"warning"}]}}"#
+    );
+    assert_eq!(
+        e.to_api_json(),
+        serde_json::from_str::<Value>(&serde_json::to_string(&e.api()).unwrap()).unwrap()
+    );
+}
