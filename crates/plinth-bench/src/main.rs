@@ -176,7 +176,16 @@ fn query(base: &str, requests: usize, clients: usize, only: Option<&str>) -> any
                             } else {
                                 format!("{base}{path}")
                             };
-                            let status = agent.get(url).call().map(|r| r.status().as_u16());
+                            // The whole answer is read: its time counts, and
+                            // the connection is reused as a client would.
+                            let status = agent.get(url).call().and_then(|r| {
+                                let status = r.status().as_u16();
+                                r.into_body()
+                                    .with_config()
+                                    .limit(u64::MAX)
+                                    .read_to_vec()
+                                    .map(|_| status)
+                            });
                             mine.push((
                                 started.elapsed().as_secs_f64() * 1000.0,
                                 status.unwrap_or(0),
