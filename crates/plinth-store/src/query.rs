@@ -532,10 +532,28 @@ impl Store {
                 } else {
                     ("SELECT e.id", "d.entity_id")
                 };
-                Sql {
-                    text: format!("{select} {} ORDER BY {order} LIMIT ? OFFSET ?", from.text),
-                    binds: from.binds,
+                // The page is in entity order, so the entities can be read
+                // in the same statement and put in order here.
+                let page = format!(
+                    "{} WHERE e.id IN (SELECT id FROM ({select} {} ORDER BY {order} LIMIT ? OFFSET ?) AS p)",
+                    crate::read::entity_columns!(),
+                    from.text
+                );
+                let mut q = sqlx::query(self.dialect.sql(page));
+                for b in &from.binds {
+                    q = q.bind(b);
                 }
+                let rows = q
+                    .bind(limit)
+                    .bind(query.offset as i64)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut ids: Vec<i64> = rows.iter().map(|r| r.get("id")).collect();
+                ids.sort_unstable();
+                return Ok(QueryPage {
+                    entities: crate::read::entities_from_rows(&ids, &rows)?,
+                    total,
+                });
             }
             None => {
                 let wh = query.where_clause(&text);

@@ -15,7 +15,7 @@ use crate::{EntityRef, Location, LocationRefresh, Store, StoreError, StoredEntit
 /// entity (rows, not statements, are what costs through sqlx: a page of 50
 /// components carries about 190 relations). The flag is 1 for a relation
 /// this entity states to a target that is not in the catalog.
-macro_rules! entity_columns {
+macro_rules! entity_columns_sql {
     () => {
         "SELECT e.id, e.uid, e.ref, e.etag, e.generation, e.location_id, e.file, e.body, e.status,
             (SELECT CAST(json_group_array(json_array(r.type, r.target_ref,
@@ -28,6 +28,7 @@ macro_rules! entity_columns {
          FROM entities e"
     };
 }
+pub(crate) use entity_columns_sql as entity_columns;
 
 pub(crate) const LOCATION_COLUMNS: &str =
     "id, type, target, created_at, refreshed_at, refresh_status, refresh_message";
@@ -334,7 +335,10 @@ impl Store {
 }
 
 /// Entities from rows of [`entity_columns`], in the order of `ids`.
-fn entities_from_rows(ids: &[i64], rows: &[AnyRow]) -> Result<Vec<StoredEntity>, StoreError> {
+pub(crate) fn entities_from_rows(
+    ids: &[i64],
+    rows: &[AnyRow],
+) -> Result<Vec<StoredEntity>, StoreError> {
     fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
         serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
