@@ -112,6 +112,17 @@ plinth_store::on_both_stores!(dialect => {
             .get("/api/catalog/entities?filter=kind=domain,kind=resource&fields=kind")
             .await;
         assert_eq!(r.body.as_array().unwrap().len(), 6);
+        // Beside another condition: the union of each value's matches (the
+        // page is walked from the one-valued condition).
+        let either = app.get("/api/catalog/entities?filter=kind=component,kind=api,spec.lifecycle=production&fields=metadata.name").await;
+        let mut union = Vec::new();
+        for kind in ["component", "api"] {
+            let r = app.get(&format!("/api/catalog/entities?filter=kind={kind},spec.lifecycle=production&fields=metadata.name")).await;
+            assert!(!names(&r.body).is_empty(), "no {kind} in production");
+            union.extend(names(&r.body));
+        }
+        union.sort();
+        assert_eq!(sorted_names(&either.body), union);
         // Exists, tags, annotations with dots and slashes, relations.
         let r = app
             .get("/api/catalog/entities?filter=metadata.labels.tier&fields=metadata.name")

@@ -282,11 +282,18 @@ impl EntityQuery {
         }
         let sets: Vec<&FilterSet> = self.filter.iter().filter(|s| !s.is_empty()).collect();
         let [set] = sets.as_slice() else { return None };
-        // A search key first (its rows are one per entity and value), else
-        // a relation type (a team's entities, found from the team).
+        // A search key first (its rows are one per entity and value), one
+        // value before several (its entries are in entity order already, so
+        // the walk stops after a page; several values' entries must be
+        // merged, which sorts every match), else a relation type (a team's
+        // entities, found from the team).
         let lead = set
             .iter()
-            .find(|f| f.is_search_key() && !f.values.is_empty())
+            .find(|f| f.is_search_key() && f.values.len() == 1)
+            .or_else(|| {
+                set.iter()
+                    .find(|f| f.is_search_key() && !f.values.is_empty())
+            })
             .or_else(|| {
                 set.iter()
                     .find(|f| f.key.starts_with("relations.") && !f.values.is_empty())
