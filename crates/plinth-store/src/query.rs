@@ -547,7 +547,8 @@ impl Store {
             });
         }
         let by_entity = self.by_entity();
-        let page = match query.lead_filter().filter(|_| query.order.is_empty()) {
+        // Whether the statement reads the entities too, or only their ids.
+        let (page, whole) = match query.lead_filter().filter(|_| query.order.is_empty()) {
             // Walk the lead condition's index entries in entity order and
             // check the rest per entity: a page stops after `limit` matches.
             Some((lead, rest)) => {
@@ -560,27 +561,17 @@ impl Store {
                     ("SELECT e.id", order)
                 };
                 // The page is in entity order, so the entities can be read
-                // in the same statement and put in order here.
-                let page = format!(
+                // in the same statement and put in order after.
+                let text = format!(
                     "{} WHERE e.id IN (SELECT id FROM ({select} {} ORDER BY {order} LIMIT ? OFFSET ?) AS p)",
                     crate::read::entity_columns!(),
                     from.text
                 );
-                let mut q = sqlx::query(self.dialect.sql(page));
-                for b in &from.binds {
-                    q = q.bind(b);
-                }
-                let rows = q
-                    .bind(limit)
-                    .bind(query.offset as i64)
-                    .fetch_all(&self.pool)
-                    .await?;
-                let mut ids: Vec<i64> = rows.iter().map(|r| r.get("id")).collect();
-                ids.sort_unstable();
-                return Ok(QueryPage {
-                    entities: crate::read::entities_from_rows(&ids, &rows)?,
-                    total,
-                });
+                let page = Sql {
+                    text,
+                    binds: from.binds,
+                };
+                (page, true)
             }
             None => {
                 let wh = query.where_clause(&text);
@@ -600,13 +591,14 @@ impl Store {
                     binds.push(o.field.to_lowercase());
                 }
                 order_sql.push_str("e.id ASC");
-                Sql {
+                let page = Sql {
                     text: format!(
                         "SELECT e.id FROM entities e WHERE {} ORDER BY {order_sql} LIMIT ? OFFSET ?",
                         wh.text
                     ),
                     binds,
-                }
+                };
+                (page, false)
             }
         };
         let mut q = sqlx::query(self.dialect.sql(page.text));
@@ -618,11 +610,14 @@ impl Store {
             .bind(query.offset as i64)
             .fetch_all(&self.pool)
             .await?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-        Ok(QueryPage {
-            entities: self.load_entities(&ids).await?,
-            total,
-        })
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.get("id")).collect();
+        let entities = if whole {
+            ids.sort_unstable();
+            crate::read::entities_from_rows(&ids, &rows)?
+        } else {
+            self.load_entities(&ids).await?
+        };
+        Ok(QueryPage { entities, total })
     }
 
     /// SQLite's planner, without statistics, probes one entity's search
