@@ -502,6 +502,7 @@ impl IndexWriter {
         tx: &mut Transaction<'static, Any>,
     ) -> Result<(), StoreError> {
         if std::mem::take(&mut self.dropped) {
+            sqlx::query(crate::SORTER_CACHE).execute(&mut **tx).await?;
             for (_, create) in BULK_INDEXES {
                 sqlx::query(create).execute(&mut **tx).await?;
             }
@@ -533,7 +534,10 @@ pub(crate) async fn insert_rows<const N: usize>(
     let row_sql = format!("({})", vec!["?"; N].join(", "));
     let full = MAX_PARAMS / N;
     let mut rest = rows;
-    while !rest.is_empty() {
+    let statements = std::iter::from_fn(|| {
+        if rest.is_empty() {
+            return None;
+        }
         let size = [full, 1024, 128, 16, 1]
             .into_iter()
             .find(|&size| size <= full && size <= rest.len())
@@ -553,7 +557,30 @@ pub(crate) async fn insert_rows<const N: usize>(
                 };
             }
         }
-        q.execute(&mut **tx).await?;
+        Some(Ok(q))
+    });
+    execute_overlapped(tx, statements).await
+}
+
+/// Runs each statement while the next one is made: binding thousands of
+/// parameters (each text copied into the driver) is work for this thread,
+/// running the statement is the database's, and the two overlap on two
+/// cores instead of taking turns (about a tenth of a first ingest).
+async fn execute_overlapped<'q>(
+    tx: &mut Transaction<'static, Any>,
+    mut statements: impl Iterator<
+        Item = Result<sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>, StoreError>,
+    >,
+) -> Result<(), StoreError> {
+    let mut next = statements.next().transpose()?;
+    while let Some(statement) = next.take() {
+        // Biased: the statement is sent to the database before the next
+        // one is made.
+        let (done, made) = tokio::join!(biased; statement.execute(&mut **tx), async {
+            statements.next()
+        });
+        done?;
+        next = made.transpose()?;
     }
     Ok(())
 }
@@ -586,39 +613,43 @@ async fn insert_rows_as_json<const N: usize>(
         "INSERT INTO {table} SELECT {} FROM jsonb_array_elements($1::jsonb) r",
         columns.join(", ")
     );
-    let mut json = Vec::new();
-    let mut in_statement = 0;
-    for (n, row) in rows.iter().enumerate() {
-        json.extend_from_slice(if in_statement == 0 { b"[[" } else { b",[" });
-        for (j, p) in row.iter().enumerate() {
-            if j > 0 {
+    let mut rest = rows.iter().peekable();
+    let statements = std::iter::from_fn(|| {
+        rest.peek()?;
+        let mut json = vec![b'['];
+        for (n, row) in rest.by_ref().enumerate() {
+            if n > 0 {
                 json.push(b',');
             }
-            match p {
-                Param::Int(v) => json.extend_from_slice(v.to_string().as_bytes()),
-                Param::Text(Some(t)) => serde_json::to_writer(&mut json, t)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                Param::Text(None) => json.extend_from_slice(b"null"),
+            json.push(b'[');
+            for (j, p) in row.iter().enumerate() {
+                if j > 0 {
+                    json.push(b',');
+                }
+                match p {
+                    Param::Int(v) => json.extend_from_slice(v.to_string().as_bytes()),
+                    Param::Text(Some(t)) => {
+                        if let Err(e) = serde_json::to_writer(&mut json, t) {
+                            return Some(Err(StoreError::Corrupt(e.to_string())));
+                        }
+                    }
+                    Param::Text(None) => json.extend_from_slice(b"null"),
+                }
             }
-        }
-        json.push(b']');
-        in_statement += 1;
-        if in_statement < ROWS && json.len() < BYTES && n + 1 < rows.len() {
-            continue;
+            json.push(b']');
+            if n + 1 == ROWS || json.len() >= BYTES {
+                break;
+            }
         }
         json.push(b']');
         // Valid UTF-8: built from `str`s, digits and JSON punctuation.
-        let text = String::from_utf8(std::mem::take(&mut json))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(&text)
-            .execute(&mut **tx)
-            .await?;
-        json = text.into_bytes();
-        json.clear();
-        in_statement = 0;
-    }
-    Ok(())
+        Some(
+            String::from_utf8(json)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+                .map(|text| sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(text)),
+        )
+    });
+    execute_overlapped(tx, statements).await
 }
 
 /// Marks entities as orphans: the annotation in their body and in the
