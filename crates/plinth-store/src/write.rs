@@ -33,12 +33,19 @@ pub struct NewEntity {
 
 impl NewEntity {
     pub fn new(entity_ref: EntityRef, body: &Value, relations: Vec<Relation>) -> NewEntity {
-        let mut seen = HashSet::new();
+        let rows = search_rows(body);
+        let mut seen = HashSet::with_capacity(rows.len());
+        let first: Vec<bool> = rows
+            .iter()
+            .map(|(k, v, _)| seen.insert((k.as_str(), v.as_deref())))
+            .collect();
+        drop(seen);
         // The value as written is stored only where it differs from the
         // lowercase value (15% of rows), which keeps the table narrow.
-        let search = search_rows(body)
+        let search = rows
             .into_iter()
-            .filter(|(k, v, _)| seen.insert((k.clone(), v.clone())))
+            .zip(first)
+            .filter_map(|(row, first)| first.then_some(row))
             .map(|(k, v, original)| {
                 let original = original.filter(|o| Some(o) != v.as_ref());
                 (k, v, original)
@@ -425,9 +432,10 @@ impl IndexWriter {
             }
         }
         phases.lap("clear_index");
-        let mut relations: Vec<[Param; 5]> = Vec::new();
-        let mut search: Vec<[Param; 4]> = Vec::new();
-        let mut words: Vec<(&str, i64, i64)> = Vec::new();
+        let count = |rows: fn(&NewEntity) -> usize| rewritten.iter().map(|(_, e)| rows(e)).sum();
+        let mut relations: Vec<[Param; 5]> = Vec::with_capacity(count(|e| e.relation_rows.len()));
+        let mut search: Vec<[Param; 4]> = Vec::with_capacity(count(|e| e.search.len()));
+        let mut words: Vec<(&str, i64, i64)> = Vec::with_capacity(count(|e| e.tokens.len()));
         for (id, e) in rewritten {
             for [source, t, key, target] in &e.relation_rows {
                 relations.push([
