@@ -573,7 +573,7 @@ pub(crate) async fn insert_rows<const N: usize>(
 /// Runs each statement while the next one is made: binding thousands of
 /// parameters (each text copied into the driver) is work for this thread,
 /// running the statement is the database's, and the two overlap on two
-/// cores instead of taking turns (about a tenth of a first ingest).
+/// cores instead of taking turns.
 async fn execute_overlapped<'q>(
     tx: &mut Transaction<'static, Any>,
     mut statements: impl Iterator<
