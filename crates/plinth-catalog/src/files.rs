@@ -6,9 +6,12 @@
 //! every other file and document is still read.
 
 use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs;
 use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -309,7 +312,8 @@ pub fn walk_catalog_files(
                     findings: &mut findings,
                     seen: &mut seen,
                 };
-                walker.walk(root, file_id(&m))
+                let fd = rustix::fs::open(root, DIRECTORY, rustix::fs::Mode::empty());
+                walker.walk(root, fd, file_id(&m))
             }
             Ok(m) => {
                 !seen.insert(file_id(&m))
@@ -345,9 +349,22 @@ struct Walker<'a> {
     seen: &'a mut HashSet<FileId>,
 }
 
+/// How a directory is opened to be listed (following a link to it).
+const DIRECTORY: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
+    .union(rustix::fs::OFlags::DIRECTORY)
+    .union(rustix::fs::OFlags::CLOEXEC);
+
+fn stat_id(stat: &rustix::fs::Stat) -> FileId {
+    #[allow(clippy::unnecessary_cast)] // the field types differ by platform
+    (stat.st_dev as u64, stat.st_ino as u64)
+}
+
 impl Walker<'_> {
-    /// Walks `dir`; `false` when told to stop.
-    fn walk(&mut self, dir: &Path, id: FileId) -> bool {
+    /// Walks `dir`, opened as `fd`; `false` when told to stop. Directories
+    /// are opened and looked into relative to their parent's descriptor:
+    /// no path is resolved again, and a directory's identity is a `fstat`
+    /// of its open descriptor.
+    fn walk(&mut self, dir: &Path, fd: rustix::io::Result<OwnedFd>, id: FileId) -> bool {
         if self.ancestors.contains(&id) {
             let canonical = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
             self.findings.push(Finding::read_error(
@@ -360,46 +377,70 @@ impl Walker<'_> {
             ));
             return true;
         }
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
+        let mut listing = match fd.and_then(rustix::fs::Dir::new) {
+            Ok(listing) => listing,
             Err(e) => {
                 self.findings.push(Finding::read_error(
                     &dir.display().to_string(),
                     1,
-                    format!("cannot be read: {e}"),
+                    format!("cannot be read: {}", std::io::Error::from(e)),
                 ));
                 return true;
             }
         };
         // The entry's type and inode come with the directory listing: only
-        // directories and links cost a `stat` (a regular file is on its
-        // directory's device), which matters in repositories of many files.
-        let mut children: Vec<(PathBuf, Option<(fs::FileType, u64)>)> = entries
+        // directories and links cost a look of their own (a regular file is
+        // on its directory's device), which matters in repositories of many
+        // files.
+        let mut children: Vec<(OsString, rustix::fs::FileType, u64)> = listing
+            .by_ref()
             .filter_map(|e| e.ok())
             .map(|e| {
-                use std::os::unix::fs::DirEntryExt;
-                (e.path(), e.file_type().ok().map(|t| (t, e.ino())))
+                let name = OsStr::from_bytes(e.file_name().to_bytes()).to_owned();
+                (name, e.file_type(), e.ino())
             })
+            .filter(|(name, _, _)| name != "." && name != "..")
             .collect();
         children.sort_by(|a, b| a.0.cmp(&b.0));
+        let Ok(here) = listing.fd() else {
+            return true;
+        };
         self.ancestors.push(id);
         let mut go_on = true;
-        for (child, listed) in children {
-            let name = child
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let is_yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+        for (name, listed, ino) in children {
+            use rustix::fs::FileType;
+            let text = name.to_string_lossy();
+            let is_yaml = text.ends_with(".yaml") || text.ends_with(".yml");
+            // Whether it is a directory, and its identity when known here.
             let kind = match listed {
-                Some((t, _)) if t.is_file() && !is_yaml => continue,
-                Some((t, ino)) if t.is_file() => Ok((false, (id.0, ino))),
-                _ => fs::metadata(&child).map(|m| (m.is_dir(), file_id(&m))),
+                FileType::RegularFile if !is_yaml => continue,
+                FileType::RegularFile => Ok((false, Some((id.0, ino)))),
+                FileType::Directory => Ok((true, None)),
+                _ => rustix::fs::statat(here, name.as_os_str(), rustix::fs::AtFlags::empty()).map(
+                    |s| {
+                        let dir = FileType::from_raw_mode(s.st_mode) == FileType::Directory;
+                        (dir, Some(stat_id(&s)))
+                    },
+                ),
             };
+            let child = dir.join(&name);
             go_on = match kind {
-                Ok((true, child_id)) => {
-                    name.starts_with('.') || name == "node_modules" || self.walk(&child, child_id)
+                Ok((true, _)) if text.starts_with('.') || text == "node_modules" => true,
+                Ok((true, known)) => {
+                    let fd = rustix::fs::openat(
+                        here,
+                        name.as_os_str(),
+                        DIRECTORY,
+                        rustix::fs::Mode::empty(),
+                    );
+                    let child_id = match &fd {
+                        Ok(fd) => rustix::fs::fstat(fd).map(|s| stat_id(&s)).ok(),
+                        Err(_) => None,
+                    };
+                    let child_id = child_id.or(known).unwrap_or((id.0, ino));
+                    self.walk(&child, fd, child_id)
                 }
-                Ok((false, child_id)) if is_yaml => {
+                Ok((false, Some(child_id))) if is_yaml => {
                     !self.seen.insert(child_id)
                         || (self.found)(FoundFile {
                             path: child,

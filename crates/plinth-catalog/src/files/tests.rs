@@ -359,3 +359,51 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn the_walk_goes_in_path_order_through_linked_directories() {
+    let dir = TempDir::new();
+    let outside = TempDir::new();
+    dir.write("b/x.yaml", COMPONENT);
+    dir.write("a-b/z.yml", COMPONENT);
+    dir.write("a/y.yaml", COMPONENT);
+    dir.write("a/deeper/v.yaml", COMPONENT);
+    dir.write("a/.hidden/h.yaml", COMPONENT);
+    dir.write("a/readme.md", "not yaml");
+    outside.write("w.yaml", COMPONENT);
+    outside.write("inner/u.yaml", COMPONENT);
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("c-link")).unwrap();
+    // A hard link is the same file: found once, at its first place.
+    fs::hard_link(
+        dir.path().join("b/x.yaml"),
+        dir.path().join("a/x-again.yaml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), dir.path().join("d-broken.yaml"))
+        .unwrap();
+
+    let (files, findings) = find_catalog_files(&[dir.path().to_path_buf()]);
+    assert!(findings.is_empty(), "{findings:?}");
+    let found: Vec<(String, bool)> = files
+        .iter()
+        .map(|f| {
+            let rel = f.path.strip_prefix(dir.path()).unwrap();
+            (rel.display().to_string(), f.explicit)
+        })
+        .collect();
+    let expected = [
+        ("a/deeper/v.yaml", false),
+        ("a/x-again.yaml", false),
+        ("a/y.yaml", false),
+        ("a-b/z.yml", false),
+        ("c-link/inner/u.yaml", false),
+        ("c-link/w.yaml", false),
+        // Broken links named like catalog files are handed on, to be reported.
+        ("d-broken.yaml", true),
+    ];
+    assert_eq!(
+        found,
+        expected.map(|(p, e)| (p.to_string(), e)),
+        "b/x.yaml is the hard link's second place"
+    );
+}
