@@ -729,3 +729,36 @@ pub(crate) async fn delete_entities(
 pub(crate) fn new_etag() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Facets count rows, so an entity has each `(key, value)` row once,
+    /// with the first written form; that form is kept only where it
+    /// differs from the lowercase value.
+    #[test]
+    fn an_entity_has_each_search_row_once() {
+        let body = json!({
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Component",
+            "metadata": {"name": "svc", "tags": ["Java", "java", "go", "go"]},
+            "spec": {"owner": "team-a"},
+        });
+        let e = NewEntity::new(EntityRef::new("component", "default", "svc"), &body, vec![]);
+        let rows = |key: &str| -> Vec<(Option<&str>, Option<&str>)> {
+            e.search
+                .iter()
+                .filter(|(k, _, _)| k == key)
+                .map(|(_, v, o)| (v.as_deref(), o.as_deref()))
+                .collect()
+        };
+        assert_eq!(
+            rows("metadata.tags"),
+            [(Some("java"), Some("Java")), (Some("go"), None)]
+        );
+        assert_eq!(rows("metadata.tags.java"), [(Some("true"), None)]);
+        assert_eq!(rows("metadata.tags.go"), [(Some("true"), None)]);
+        assert_eq!(rows("spec.owner"), [(Some("team-a"), None)]);
+    }
+}
