@@ -377,14 +377,17 @@ impl Walker<'_> {
             ));
             return true;
         }
+        let unreadable = |e: rustix::io::Errno| {
+            Finding::read_error(
+                &dir.display().to_string(),
+                1,
+                format!("cannot be read: {}", std::io::Error::from(e)),
+            )
+        };
         let mut listing = match fd.and_then(rustix::fs::Dir::new) {
             Ok(listing) => listing,
             Err(e) => {
-                self.findings.push(Finding::read_error(
-                    &dir.display().to_string(),
-                    1,
-                    format!("cannot be read: {}", std::io::Error::from(e)),
-                ));
+                self.findings.push(unreadable(e));
                 return true;
             }
         };
@@ -402,8 +405,14 @@ impl Walker<'_> {
             .filter(|(name, _, _)| name != "." && name != "..")
             .collect();
         children.sort_by(|a, b| a.0.cmp(&b.0));
-        let Ok(here) = listing.fd() else {
-            return true;
+        // Children are opened relative to it (infallible on Linux; where
+        // not, the directory is reported like one that cannot be read).
+        let here = match listing.fd() {
+            Ok(here) => here,
+            Err(e) => {
+                self.findings.push(unreadable(e));
+                return true;
+            }
         };
         self.ancestors.push(id);
         let mut go_on = true;
