@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 
+use crate::conn::{Conn, on_conn};
 use crate::dialect::{Dialect, sql};
 use crate::{Store, StoreError, now};
 
@@ -61,26 +62,29 @@ pub struct AuditEntry {
 /// and what the server does on its own, such as scheduled refreshes).
 pub type Audit<'a, T> = Option<&'a (dyn Fn(&T) -> AuditEntry + Send + Sync)>;
 
-/// Appends `entry` to the audit log through `ex` (a transaction, or the pool).
-pub(crate) async fn append<'e, E>(ex: E, d: Dialect, entry: &AuditEntry) -> Result<i64, StoreError>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
+/// Appends `entry` to the audit log, in the transaction of `tx`.
+pub(crate) async fn append(
+    tx: &mut Conn<'_>,
+    d: Dialect,
+    entry: &AuditEntry,
+) -> Result<i64, StoreError> {
     let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
-    let id: i64 = sqlx::query_scalar(sql!(
-        d,
-        "INSERT INTO audit_log (at, actor, action, target, source, before, after)
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
-    ))
-    .bind(now())
-    .bind(&entry.actor)
-    .bind(&entry.action)
-    .bind(&entry.target)
-    .bind(&entry.source)
-    .bind(json(&entry.before))
-    .bind(json(&entry.after))
-    .fetch_one(ex)
-    .await?;
+    let id: i64 = on_conn!(tx, |tx| {
+        sqlx::query_scalar(sql!(
+            d,
+            "INSERT INTO audit_log (at, actor, action, target, source, before, after)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
+        ))
+        .bind(now())
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(&entry.source)
+        .bind(json(&entry.before))
+        .bind(json(&entry.after))
+        .fetch_one(&mut **tx)
+        .await?
+    });
     Ok(id)
 }
 
@@ -94,7 +98,7 @@ impl Store {
         made: &T,
     ) -> Result<(), StoreError> {
         if let Some(audit) = audit {
-            append(&mut *tx, self.dialect, &audit(made)).await?;
+            append(&mut Conn::from(&mut tx), self.dialect, &audit(made)).await?;
         }
         tx.commit().await?;
         Ok(())

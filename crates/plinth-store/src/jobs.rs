@@ -14,8 +14,7 @@
 //! Times are milliseconds since the epoch by each replica's clock; leases
 //! are long next to the clock skew of machines kept by NTP.
 
-use sqlx::{Any, Transaction};
-
+use crate::conn::{Conn, on_conn};
 use crate::dialect::sql;
 use crate::{Location, Store, StoreError};
 
@@ -161,16 +160,17 @@ impl Store {
 /// At the start of a refresh's transaction: fails unless `lease` is still
 /// held. Under the write turn no one can take it until the commit.
 pub(crate) async fn check_lease(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Conn<'_>,
     d: crate::Dialect,
     location_id: &str,
     lease: &Lease,
 ) -> Result<(), StoreError> {
-    let holder: Option<Option<String>> =
+    let holder: Option<Option<String>> = on_conn!(tx, |tx| {
         sqlx::query_scalar(sql!(d, "SELECT lease_holder FROM locations WHERE id = ?"))
             .bind(location_id)
             .fetch_optional(&mut **tx)
-            .await?;
+            .await?
+    });
     if holder.flatten().as_deref() == Some(lease.holder.as_str()) {
         lease
             .writing
@@ -185,22 +185,25 @@ pub(crate) async fn check_lease(
 /// after now (not after the refresh began), the lease cleared. Last, so
 /// the row is not locked against the holder's renewals while it works.
 pub(crate) async fn finish_job(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Conn<'_>,
     d: crate::Dialect,
     location_id: &str,
     lease: &Lease,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(sql!(
-        d,
-        "UPDATE locations SET lease_holder = NULL, lease_until = NULL, next_refresh_at = ?
-         WHERE id = ? AND lease_holder = ?"
-    ))
-    .bind(now_ms() + lease.interval_ms)
-    .bind(location_id)
-    .bind(&lease.holder)
-    .execute(&mut **tx)
-    .await?;
-    if done.rows_affected() == 1 {
+    let done = on_conn!(tx, |tx| {
+        sqlx::query(sql!(
+            d,
+            "UPDATE locations SET lease_holder = NULL, lease_until = NULL, next_refresh_at = ?
+             WHERE id = ? AND lease_holder = ?"
+        ))
+        .bind(now_ms() + lease.interval_ms)
+        .bind(location_id)
+        .bind(&lease.holder)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+    });
+    if done == 1 {
         Ok(())
     } else {
         Err(StoreError::LeaseLost(location_id.to_owned()))

@@ -18,6 +18,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 mod access;
+mod conn;
 mod dialect;
 mod jobs;
 mod migrations;
@@ -72,6 +73,9 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// On an SQLite file, the connection a refresh writes through (see
+    /// `conn`): sqlx's own SQLite driver, without `Any`'s copies.
+    writer: Option<sqlx::SqlitePool>,
     /// Counts and facets by query, valid for one catalog version.
     cache: std::sync::Arc<query::AnswerCache>,
     /// Search keys' values in memory for the full-text filter, valid for
@@ -135,7 +139,29 @@ impl Store {
         // Checkpoints run after commits in a background task (see
         // `Store::written`), not inside the commit that fills the WAL, so a
         // large refresh is visible as soon as it commits.
-        Store::connect(&format!("sqlite://{encoded}?mode=rwc"), Dialect::Sqlite, 8).await
+        let url = format!("sqlite://{encoded}?mode=rwc");
+        let mut store = Store::connect(&url, Dialect::Sqlite, 8).await?;
+        let options: sqlx::sqlite::SqliteConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Config(format!("database URL {url:?}: {e}")))?;
+        // One connection: writers take turns anyway. Opened on first use
+        // and kept, so a refresh does not pay for opening it.
+        store.writer = Some(
+            sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(0)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(Duration::from_secs(5))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(SQLITE_PRAGMAS).await?;
+                        Ok(())
+                    })
+                })
+                .connect_lazy_with(options),
+        );
+        Ok(store)
     }
 
     /// A private in-memory database, for tests and dry runs.
@@ -206,6 +232,7 @@ impl Store {
         Ok(Store {
             pool,
             dialect,
+            writer: None,
             cache: Default::default(),
             text: Default::default(),
             checkpoints,
@@ -254,6 +281,17 @@ impl Store {
         }
     }
 
+    /// Starts a refresh's write transaction (see [`Store::begin_write`]),
+    /// on the typed writer connection where there is one.
+    pub(crate) async fn begin_refresh_write(&self) -> Result<conn::WriteTx, StoreError> {
+        match &self.writer {
+            Some(writer) => Ok(conn::WriteTx::Sqlite(
+                writer.begin_with("BEGIN IMMEDIATE").await?,
+            )),
+            None => Ok(conn::WriteTx::Any(self.begin_write().await?)),
+        }
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
@@ -261,6 +299,9 @@ impl Store {
 
     /// Closes the connections (tests drop their database after this).
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         self.pool.close().await;
     }
 }

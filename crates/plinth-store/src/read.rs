@@ -307,7 +307,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        crate::write::bump_version(&mut tx).await?;
+        crate::write::bump_version(&mut (&mut tx).into()).await?;
         self.commit_audited(tx, audit, &()).await?;
         self.written();
         self.entities_changed();

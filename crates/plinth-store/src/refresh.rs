@@ -24,7 +24,9 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
+
+use crate::conn::{Conn, WriteTx, on_conn};
 
 use crate::dialect::{Dialect, sql};
 use crate::write::{
@@ -94,7 +96,7 @@ pub struct RefreshWriter<'s> {
     lease: Option<Lease>,
     /// Opened by the first batch with a changed file, so that reading an
     /// unchanged location never holds the write turn.
-    tx: Option<Transaction<'static, Any>>,
+    tx: Option<WriteTx>,
     /// Written in the refresh's own transaction, when someone asked for it.
     audit: Option<RefreshAudit>,
     state: State,
@@ -184,7 +186,7 @@ impl RefreshWriter<'_> {
         let (Some(tx), st) = (self.tx.as_mut(), &mut self.state) else {
             unreachable!("opened above")
         };
-        write_batch(tx, d, &self.location_id, files, st).await
+        write_batch(&mut tx.conn(), d, &self.location_id, files, st).await
     }
 
     /// Ends the refresh: files the location had that no batch named are
@@ -218,6 +220,7 @@ impl RefreshWriter<'_> {
         let (Some(tx), st) = (self.tx.as_mut(), &mut self.state) else {
             unreachable!("opened above")
         };
+        let tx = &mut tx.conn();
         if !matches!(outcome, RefreshOutcome::Failed(_)) {
             finish_files(tx, d, location_id, self.orphans, st).await?;
         }
@@ -232,26 +235,29 @@ impl RefreshWriter<'_> {
             RefreshOutcome::Failed(m) => ("failed", Some(m.as_str())),
         };
         if !st.files_only {
-            sqlx::query(sql!(d, "UPDATE locations SET refreshed_at = ?, refresh_status = ?, refresh_message = ? WHERE id = ?"))
+            on_conn!(tx, |tx| {
+                sqlx::query(sql!(d, "UPDATE locations SET refreshed_at = ?, refresh_status = ?, refresh_message = ? WHERE id = ?"))
                 .bind(now())
                 .bind(status)
                 .bind(message)
                 .bind(location_id)
                 .execute(&mut **tx)
                 .await?;
+            });
         }
         if let Some(lease) = &self.lease {
             crate::jobs::finish_job(tx, d, location_id, lease).await?;
         }
         if let Some(audit) = self.audit.take() {
-            crate::access::append(&mut **tx, d, &audit(&st.summary)).await?;
+            crate::access::append(tx, d, &audit(&st.summary)).await?;
         }
-        let mut tx = self.tx.take().expect("opened above");
         if d == Dialect::Sqlite {
             // The connection goes back to the pool with a reader's cache.
-            sqlx::query(crate::READER_CACHE).execute(&mut *tx).await?;
+            on_conn!(tx, |tx| {
+                sqlx::query(crate::READER_CACHE).execute(&mut **tx).await?;
+            });
         }
-        tx.commit().await?;
+        self.tx.take().expect("opened above").commit().await?;
         self.store.written();
         if changed {
             self.store.entities_changed();
@@ -281,37 +287,51 @@ impl RefreshWriter<'_> {
             return Ok(());
         }
         let d = self.store.dialect;
-        let mut tx = self.store.begin_write().await?;
+        let mut tx = self.store.begin_refresh_write().await?;
+        let conn = &mut tx.conn();
         if d == Dialect::Sqlite {
-            sqlx::query(crate::WRITER_CACHE).execute(&mut *tx).await?;
+            on_conn!(conn, |c| {
+                sqlx::query(crate::WRITER_CACHE).execute(&mut **c).await?;
+            });
         }
         // A scheduled refresh writes only while its replica holds the job.
         if let Some(lease) = &self.lease {
-            crate::jobs::check_lease(&mut tx, d, &self.location_id, lease).await?;
+            crate::jobs::check_lease(conn, d, &self.location_id, lease).await?;
         }
-        let held: i64 = sqlx::query_scalar(sql!(
-            d,
-            "SELECT count(*) FROM (SELECT 1 FROM entities WHERE location_id = ? LIMIT 1) AS t"
-        ))
-        .bind(&self.location_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let held: i64 = on_conn!(conn, |c| {
+            sqlx::query_scalar(sql!(
+                d,
+                "SELECT count(*) FROM (SELECT 1 FROM entities WHERE location_id = ? LIMIT 1) AS t"
+            ))
+            .bind(&self.location_id)
+            .fetch_one(&mut **c)
+            .await?
+        });
         self.state.held_any = held > 0;
-        let rows = sqlx::query(sql!(
-            d,
-            "SELECT id, ref, file, body, generation, orphan FROM entities WHERE location_id = ? AND orphan = 1"
-        ))
-        .bind(&self.location_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        self.state.orphans = rows.iter().map(existing).collect();
+        self.state.orphans = on_conn!(conn, |c| {
+            sqlx::query(sql!(
+                d,
+                "SELECT id, ref, file, body, generation, orphan FROM entities WHERE location_id = ? AND orphan = 1"
+            ))
+            .bind(&self.location_id)
+            .fetch_all(&mut **c)
+            .await?
+            .iter()
+            .map(existing)
+            .collect()
+        });
         self.tx = Some(tx);
         self.state.phases.lap("open");
         Ok(())
     }
 }
 
-fn existing(r: &sqlx::any::AnyRow) -> (String, Existing) {
+fn existing<R: Row>(r: &R) -> (String, Existing)
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
     (
         r.get::<String, _>("ref"),
         Existing {
@@ -325,7 +345,7 @@ fn existing(r: &sqlx::any::AnyRow) -> (String, Existing) {
 }
 
 async fn write_batch(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Conn<'_>,
     d: Dialect,
     location_id: &str,
     files: &[FileUpdate],
@@ -343,16 +363,18 @@ async fn write_batch(
     let mut mine: HashMap<String, Existing> = HashMap::new();
     // A location that held nothing (a first read) holds nothing in them.
     for chunk in paths.chunks(CHUNK).filter(|_| st.held_any) {
-        let rows = sqlx::query(sql!(
-            d,
-            "SELECT id, ref, file, body, generation, orphan FROM entities
-             WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))"
-        ))
-        .bind(location_id)
-        .bind(Value::from(chunk.to_vec()).to_string())
-        .fetch_all(&mut **tx)
-        .await?;
-        mine.extend(rows.iter().map(existing));
+        on_conn!(tx, |tx| {
+            let rows = sqlx::query(sql!(
+                d,
+                "SELECT id, ref, file, body, generation, orphan FROM entities
+                 WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))"
+            ))
+            .bind(location_id)
+            .bind(Value::from(chunk.to_vec()).to_string())
+            .fetch_all(&mut **tx)
+            .await?;
+            mine.extend(rows.iter().map(existing));
+        });
     }
     // Where the other entities defined here are held now, if anywhere.
     let unknown: Vec<&str> = files
@@ -363,18 +385,20 @@ async fn write_batch(
         .collect();
     let mut held: HashMap<String, (String, Existing)> = HashMap::new();
     for chunk in unknown.chunks(CHUNK) {
-        let rows = sqlx::query(sql!(
-            d,
-            "SELECT id, ref, file, generation, orphan, location_id FROM entities
-             WHERE ref IN (SELECT value FROM json_each(?))"
-        ))
-        .bind(Value::from(chunk.to_vec()).to_string())
-        .fetch_all(&mut **tx)
-        .await?;
-        held.extend(rows.iter().map(|r| {
-            let (key, e) = existing(r);
-            (key, (r.get::<String, _>("location_id"), e))
-        }));
+        on_conn!(tx, |tx| {
+            let rows = sqlx::query(sql!(
+                d,
+                "SELECT id, ref, file, generation, orphan, location_id FROM entities
+                 WHERE ref IN (SELECT value FROM json_each(?))"
+            ))
+            .bind(Value::from(chunk.to_vec()).to_string())
+            .fetch_all(&mut **tx)
+            .await?;
+            held.extend(rows.iter().map(|r| {
+                let (key, e) = existing(r);
+                (key, (r.get::<String, _>("location_id"), e))
+            }));
+        });
     }
     st.phases.lap("read_existing");
 
@@ -424,24 +448,28 @@ async fn write_batch(
     // The last valid version of an invalid entity stays, with its problems.
     for file in files {
         for (r, items) in &file.invalid {
-            sqlx::query(sql!(
-                d,
-                "UPDATE entities SET status = ? WHERE ref = ? AND location_id = ?"
-            ))
-            .bind(Value::from(items.clone()).to_string())
-            .bind(r.to_string())
-            .bind(location_id)
-            .execute(&mut **tx)
-            .await?;
+            on_conn!(tx, |tx| {
+                sqlx::query(sql!(
+                    d,
+                    "UPDATE entities SET status = ? WHERE ref = ? AND location_id = ?"
+                ))
+                .bind(Value::from(items.clone()).to_string())
+                .bind(r.to_string())
+                .bind(location_id)
+                .execute(&mut **tx)
+                .await?;
+            });
         }
     }
     // Conflicts are recomputed for every file read now.
     for chunk in paths.chunks(CHUNK) {
-        sqlx::query(sql!(d, "DELETE FROM conflicts WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))"))
+        on_conn!(tx, |tx| {
+            sqlx::query(sql!(d, "DELETE FROM conflicts WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))"))
             .bind(location_id)
             .bind(Value::from(chunk.to_vec()).to_string())
             .execute(&mut **tx)
             .await?;
+        });
     }
     insert_conflicts(tx, d, location_id, &changes.conflicts).await?;
     // A file that lost a conflict is read again next time, whatever its
@@ -465,7 +493,8 @@ async fn write_batch(
         })
         .collect();
     for chunk in file_rows.chunks(CHUNK) {
-        sqlx::query(
+        on_conn!(tx, |tx| {
+            sqlx::query(
             sql!(d, "INSERT INTO location_files (location_id, path, hash, findings, targets, stat)
              SELECT ?, u.value ->> 0, u.value ->> 1, u.value ->> 2, u.value ->> 3, u.value ->> 4 FROM json_each(?) AS u WHERE true
              ON CONFLICT (location_id, path) DO UPDATE SET hash = excluded.hash, findings = excluded.findings,
@@ -475,6 +504,7 @@ async fn write_batch(
         .bind(Value::from(chunk.to_vec()).to_string())
         .execute(&mut **tx)
         .await?;
+        });
     }
     st.phases.lap("write_files");
     Ok(())
@@ -515,7 +545,7 @@ impl<'a> Changes<'a> {
 
 /// Writes a batch's entity rows and their index rows.
 async fn apply_changes(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Conn<'_>,
     d: Dialect,
     location_id: &str,
     changes: &Changes<'_>,
@@ -523,30 +553,35 @@ async fn apply_changes(
 ) -> Result<(), StoreError> {
     let now = now();
     for chunk in changes.updates.chunks(CHUNK) {
-        sqlx::query(sql!(
-            d,
-            "UPDATE entities SET file = u.value ->> 1, etag = u.value ->> 2,
+        on_conn!(tx, |tx| {
+            sqlx::query(sql!(
+                d,
+                "UPDATE entities SET file = u.value ->> 1, etag = u.value ->> 2,
                     generation = CAST(u.value ->> 3 AS BIGINT), body = u.value ->> 4, status = '[]',
                     orphan = 0, updated_at = ?
              FROM json_each(?) AS u WHERE entities.id = CAST(u.value ->> 0 AS BIGINT)"
-        ))
-        .bind(&now)
-        .bind(Value::from(chunk.to_vec()).to_string())
-        .execute(&mut **tx)
-        .await?;
-    }
-    for chunk in changes.cleared.chunks(CHUNK) {
-        sqlx::query(sql!(d, "UPDATE entities SET status = '[]' WHERE status <> '[]' AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))"))
+            ))
+            .bind(&now)
             .bind(Value::from(chunk.to_vec()).to_string())
             .execute(&mut **tx)
             .await?;
+        });
+    }
+    for chunk in changes.cleared.chunks(CHUNK) {
+        on_conn!(tx, |tx| {
+            sqlx::query(sql!(d, "UPDATE entities SET status = '[]' WHERE status <> '[]' AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))"))
+            .bind(Value::from(chunk.to_vec()).to_string())
+            .execute(&mut **tx)
+            .await?;
+        });
     }
     // Ids are given here rather than returned by the insert: the write
     // transaction is the only writer, and the rows go in without a lookup.
-    let first_id: i64 =
+    let first_id: i64 = on_conn!(tx, |tx| {
         sqlx::query_scalar(sql!(d, "SELECT coalesce(max(id), 0) + 1 FROM entities"))
             .fetch_one(&mut **tx)
-            .await?;
+            .await?
+    });
     let texts: Vec<[String; 2]> = changes
         .inserts
         .iter()
@@ -595,13 +630,14 @@ async fn apply_changes(
 }
 
 async fn insert_conflicts(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Conn<'_>,
     d: Dialect,
     location_id: &str,
     conflicts: &[Value],
 ) -> Result<(), StoreError> {
     for chunk in conflicts.chunks(CHUNK) {
-        sqlx::query(
+        on_conn!(tx, |tx| {
+            sqlx::query(
             sql!(d, "INSERT INTO conflicts (ref, location_id, file) SELECT u.value ->> 0, ?, u.value ->> 1 FROM json_each(?) AS u
              WHERE true ON CONFLICT (ref, location_id) DO UPDATE SET file = excluded.file"),
         )
@@ -609,6 +645,7 @@ async fn insert_conflicts(
         .bind(Value::from(chunk.to_vec()).to_string())
         .execute(&mut **tx)
         .await?;
+        });
     }
     Ok(())
 }
@@ -616,7 +653,7 @@ async fn insert_conflicts(
 /// The end of a refresh that read its location: unchanged files, gone
 /// files, definitions that waited for their holder's file, removals.
 async fn finish_files(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Conn<'_>,
     d: Dialect,
     location_id: &str,
     orphans: OrphanPolicy,
@@ -631,25 +668,27 @@ async fn finish_files(
     let rows: i64 = if st.files_only {
         0
     } else {
-        sqlx::query_scalar(sql!(
+        on_conn!(tx, |tx| sqlx::query_scalar(sql!(
             d,
             "SELECT count(*) FROM location_files WHERE location_id = ?"
         ))
         .bind(location_id)
         .fetch_one(&mut **tx)
-        .await?
+        .await?)
     };
     let gone: Vec<String> = if st.files_only || rows as usize == st.read.len() + st.unchanged.len()
     {
         Vec::new()
     } else {
-        let known: Vec<String> = sqlx::query_scalar(sql!(
-            d,
-            "SELECT path FROM location_files WHERE location_id = ?"
-        ))
-        .bind(location_id)
-        .fetch_all(&mut **tx)
-        .await?;
+        let known: Vec<String> = on_conn!(tx, |tx| {
+            sqlx::query_scalar(sql!(
+                d,
+                "SELECT path FROM location_files WHERE location_id = ?"
+            ))
+            .bind(location_id)
+            .fetch_all(&mut **tx)
+            .await?
+        });
         known
             .into_iter()
             .filter(|p| !st.read.contains(p) && !st.unchanged.contains_key(p))
@@ -665,13 +704,15 @@ async fn finish_files(
             let files = st.unchanged.keys().map(String::as_str).collect();
             (files, 1, "")
         } else {
-            let all: i64 = sqlx::query_scalar(sql!(
-                d,
-                "SELECT count(*) FROM entities WHERE location_id = ? AND orphan = 0"
-            ))
-            .bind(location_id)
-            .fetch_one(&mut **tx)
-            .await?;
+            let all: i64 = on_conn!(tx, |tx| {
+                sqlx::query_scalar(sql!(
+                    d,
+                    "SELECT count(*) FROM entities WHERE location_id = ? AND orphan = 0"
+                ))
+                .bind(location_id)
+                .fetch_one(&mut **tx)
+                .await?
+            });
             let orphans = st
                 .orphans
                 .iter()
@@ -682,13 +723,15 @@ async fn finish_files(
             (files, -1, " AND orphan = 0")
         };
         for chunk in files.chunks(CHUNK) {
-            let n: i64 = sqlx::query_scalar(d.sql(format!(
+            let n: i64 = on_conn!(tx, |tx| {
+                sqlx::query_scalar(d.sql(format!(
                 "SELECT COUNT(*) FROM entities WHERE location_id = ? AND file IN (SELECT value FROM json_each(?)){orphan}"
             )))
             .bind(location_id)
             .bind(Value::from(chunk.to_vec()).to_string())
             .fetch_one(&mut **tx)
-            .await?;
+            .await?
+            });
             st.summary.unchanged = (st.summary.unchanged as i64 + sign * n) as usize;
         }
     }
@@ -713,11 +756,13 @@ async fn finish_files(
             .filter_map(|c| c[1].as_str())
             .collect();
         for chunk in files.chunks(CHUNK) {
-            sqlx::query(sql!(d, "UPDATE location_files SET hash = '', stat = '' WHERE location_id = ? AND path IN (SELECT value FROM json_each(?))"))
+            on_conn!(tx, |tx| {
+                sqlx::query(sql!(d, "UPDATE location_files SET hash = '', stat = '' WHERE location_id = ? AND path IN (SELECT value FROM json_each(?))"))
                 .bind(location_id)
                 .bind(Value::from(chunk.to_vec()).to_string())
                 .execute(&mut **tx)
                 .await?;
+            });
         }
     }
     st.summary.conflicts += changes.conflicts.len();
@@ -736,19 +781,21 @@ async fn finish_files(
         };
         let mut removed: Vec<(i64, String)> = Vec::new();
         for chunk in replaced.chunks(CHUNK) {
-            let rows = sqlx::query(d.sql(format!(
-                "SELECT id, ref, {body} FROM entities
-                 WHERE location_id = ? AND orphan = 0 AND file IN (SELECT value FROM json_each(?))"
-            )))
-            .bind(location_id)
-            .bind(Value::from(chunk.to_vec()).to_string())
-            .fetch_all(&mut **tx)
-            .await?;
-            removed.extend(
-                rows.iter()
-                    .filter(|r| !st.keep.contains(r.get::<&str, _>("ref")))
-                    .map(|r| (r.get("id"), r.get("body"))),
-            );
+            on_conn!(tx, |tx| {
+                let rows = sqlx::query(d.sql(format!(
+                    "SELECT id, ref, {body} FROM entities
+                     WHERE location_id = ? AND orphan = 0 AND file IN (SELECT value FROM json_each(?))"
+                )))
+                .bind(location_id)
+                .bind(Value::from(chunk.to_vec()).to_string())
+                .fetch_all(&mut **tx)
+                .await?;
+                removed.extend(
+                    rows.iter()
+                        .filter(|r| !st.keep.contains(r.get::<&str, _>("ref")))
+                        .map(|r| (r.get("id"), r.get("body"))),
+                );
+            });
         }
         match orphans {
             OrphanPolicy::Delete => {
@@ -773,11 +820,13 @@ async fn finish_files(
             "DELETE FROM conflicts WHERE location_id = ? AND file IN (SELECT value FROM json_each(?))",
             "DELETE FROM location_files WHERE location_id = ? AND path IN (SELECT value FROM json_each(?))",
         ] {
-            sqlx::query(d.sql(statement.to_owned()))
-                .bind(location_id)
-                .bind(&chunk)
-                .execute(&mut **tx)
-                .await?;
+            on_conn!(tx, |tx| {
+                sqlx::query(d.sql(statement.to_owned()))
+                    .bind(location_id)
+                    .bind(&chunk)
+                    .execute(&mut **tx)
+                    .await?;
+            });
         }
     }
     st.wrote |= !gone.is_empty();
@@ -788,15 +837,17 @@ async fn finish_files(
         .filter_map(|(path, stat)| stat.as_ref().map(|s| json!([path, s])))
         .collect();
     for chunk in restat.chunks(CHUNK) {
-        sqlx::query(sql!(
-            d,
-            "UPDATE location_files SET stat = u.value ->> 1 FROM json_each(?) AS u
+        on_conn!(tx, |tx| {
+            sqlx::query(sql!(
+                d,
+                "UPDATE location_files SET stat = u.value ->> 1 FROM json_each(?) AS u
              WHERE location_files.location_id = ? AND location_files.path = u.value ->> 0"
-        ))
-        .bind(Value::from(chunk.to_vec()).to_string())
-        .bind(location_id)
-        .execute(&mut **tx)
-        .await?;
+            ))
+            .bind(Value::from(chunk.to_vec()).to_string())
+            .bind(location_id)
+            .execute(&mut **tx)
+            .await?;
+        });
     }
     st.index.finish(tx).await?;
     st.phases.lap("build_indexes");

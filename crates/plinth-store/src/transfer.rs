@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row;
 
+use crate::conn::Conn;
 use crate::dialect::{Dialect, sql};
 use crate::write::{IndexWriter, NewEntity, Phases, bump_version};
 use crate::{EntityRef, Store, StoreError};
@@ -434,17 +435,18 @@ impl Store {
         // Every entity is new to the index tables (ids above any held).
         let mut index = IndexWriter::default();
         let fresh_from = rewritten.iter().map(|(id, _)| *id).min().unwrap_or(0);
+        let mut conn = Conn::from(&mut tx);
         index
             .write(
-                &mut tx,
+                &mut conn,
                 self.dialect,
                 &rewritten,
                 fresh_from,
                 &mut Phases::default(),
             )
             .await?;
-        index.finish(&mut tx).await?;
-        bump_version(&mut tx).await?;
+        index.finish(&mut conn).await?;
+        bump_version(&mut conn).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.written();
         self.entities_changed();

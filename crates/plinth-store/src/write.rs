@@ -4,7 +4,10 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::{Any, Row, Transaction};
+use sqlx::query::Query;
+use sqlx::{AnyConnection, Encode, Row, Type};
+
+use crate::conn::{Conn, on_conn};
 
 use crate::search::{SearchRow, search_rows, search_tokens};
 
@@ -250,7 +253,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        bump_version(&mut tx).await?;
+        bump_version(&mut Conn::from(&mut tx)).await?;
         let gone = sqlx::query(sql!(self.dialect, "DELETE FROM locations WHERE id = ?"))
             .bind(id)
             .execute(&mut *tx)
@@ -312,10 +315,12 @@ fn known_file(r: &sqlx::any::AnyRow) -> Result<KnownFile, StoreError> {
     })
 }
 
-pub(crate) async fn bump_version(tx: &mut Transaction<'static, Any>) -> Result<(), StoreError> {
-    sqlx::query("UPDATE catalog_version SET version = version + 1 WHERE id = 1")
-        .execute(&mut **tx)
-        .await?;
+pub(crate) async fn bump_version(tx: &mut Conn<'_>) -> Result<(), StoreError> {
+    on_conn!(tx, |tx| {
+        sqlx::query("UPDATE catalog_version SET version = version + 1 WHERE id = 1")
+            .execute(&mut **tx)
+            .await?;
+    });
     Ok(())
 }
 
@@ -407,7 +412,7 @@ impl IndexWriter {
     /// are new entities, which have none to clear.
     pub(crate) async fn write(
         &mut self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Conn<'_>,
         d: Dialect,
         rewritten: &[(i64, &NewEntity)],
         fresh_from: i64,
@@ -425,10 +430,12 @@ impl IndexWriter {
                 "DELETE FROM search WHERE entity_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
                 "DELETE FROM search_tokens WHERE entity_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
             ] {
-                sqlx::query(d.sql(statement.to_owned()))
-                    .bind(&ids)
-                    .execute(&mut **tx)
-                    .await?;
+                on_conn!(tx, |tx| {
+                    sqlx::query(d.sql(statement.to_owned()))
+                        .bind(&ids)
+                        .execute(&mut **tx)
+                        .await?;
+                });
             }
         }
         phases.lap("clear_index");
@@ -468,16 +475,20 @@ impl IndexWriter {
             let held = match self.held {
                 Some(held) => held,
                 None => {
-                    let held: i64 = sqlx::query_scalar(HELD_ROWS).fetch_one(&mut **tx).await?;
+                    let held: i64 = on_conn!(tx, |tx| {
+                        sqlx::query_scalar(HELD_ROWS).fetch_one(&mut **tx).await?
+                    });
                     *self.held.insert(held as usize)
                 }
             };
             let total = self.written + rows;
             if total >= BULK_MIN_ROWS && total > held {
                 for (name, _) in BULK_INDEXES {
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {name}")))
-                        .execute(&mut **tx)
-                        .await?;
+                    on_conn!(tx, |tx| {
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {name}")))
+                            .execute(&mut **tx)
+                            .await?;
+                    });
                 }
                 self.dropped = true;
             }
@@ -505,15 +516,14 @@ impl IndexWriter {
     }
 
     /// Builds the indexes dropped on the way, if any.
-    pub(crate) async fn finish(
-        &mut self,
-        tx: &mut Transaction<'static, Any>,
-    ) -> Result<(), StoreError> {
+    pub(crate) async fn finish(&mut self, tx: &mut Conn<'_>) -> Result<(), StoreError> {
         if std::mem::take(&mut self.dropped) {
-            sqlx::query(crate::SORTER_CACHE).execute(&mut **tx).await?;
-            for (_, create) in BULK_INDEXES {
-                sqlx::query(create).execute(&mut **tx).await?;
-            }
+            on_conn!(tx, |tx| {
+                sqlx::query(crate::SORTER_CACHE).execute(&mut **tx).await?;
+                for (_, create) in BULK_INDEXES {
+                    sqlx::query(create).execute(&mut **tx).await?;
+                }
+            });
         }
         Ok(())
     }
@@ -524,25 +534,45 @@ pub(crate) enum Param<'a> {
     Text(Option<&'a str>),
 }
 
-/// Inserts rows with multi-row `VALUES` statements, as many rows per
-/// statement as SQLite's limit of bound parameters allows. What is left
-/// after the full statements goes in statements of a few fixed sizes, so
-/// the connection's cache of prepared statements holds them all: preparing
-/// a statement of thousands of rows costs more than running it.
+/// Inserts rows with multi-row `VALUES` statements on SQLite (see
+/// [`values_statements`]), through one JSON parameter per statement on
+/// PostgreSQL (see [`insert_rows_as_json`]).
 pub(crate) async fn insert_rows<const N: usize>(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Conn<'_>,
     d: Dialect,
     table: &str,
     rows: &[[Param<'_>; N]],
 ) -> Result<(), StoreError> {
-    if d == Dialect::Postgres {
-        return insert_rows_as_json(tx, table, rows).await;
+    match tx {
+        Conn::Any(tx) if d == Dialect::Postgres => insert_rows_as_json(tx, table, rows).await,
+        Conn::Any(tx) => {
+            execute_overlapped::<sqlx::Any>(&mut **tx, values_statements(table, rows)).await
+        }
+        Conn::Sqlite(tx) => {
+            execute_overlapped::<sqlx::Sqlite>(&mut **tx, values_statements(table, rows)).await
+        }
     }
+}
+
+/// SQLite's statements for `rows`: as many rows per statement as SQLite's
+/// limit of bound parameters allows. What is left after the full
+/// statements goes in statements of a few fixed sizes, so the connection's
+/// cache of prepared statements holds them all: preparing a statement of
+/// thousands of rows costs more than running it.
+fn values_statements<'a, DB, const N: usize>(
+    table: &'a str,
+    rows: &'a [[Param<'a>; N]],
+) -> impl Iterator<Item = Result<Query<'static, DB, DB::Arguments>, StoreError>> + 'a
+where
+    DB: sqlx::Database,
+    i64: for<'t> Encode<'t, DB> + Type<DB>,
+    for<'t> Option<&'t str>: Encode<'t, DB> + Type<DB>,
+{
     const MAX_PARAMS: usize = 32_000;
     let row_sql = format!("({})", vec!["?"; N].join(", "));
     let full = MAX_PARAMS / N;
     let mut rest = rows;
-    let statements = std::iter::from_fn(|| {
+    std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;
         }
@@ -556,7 +586,7 @@ pub(crate) async fn insert_rows<const N: usize>(
             "INSERT INTO {table} VALUES {}",
             vec![row_sql.as_str(); chunk.len()].join(", ")
         );
-        let mut q = sqlx::query(d.sql(sql));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
             for p in row {
                 q = match p {
@@ -566,25 +596,26 @@ pub(crate) async fn insert_rows<const N: usize>(
             }
         }
         Some(Ok(q))
-    });
-    execute_overlapped(tx, statements).await
+    })
 }
 
 /// Runs each statement while the next one is made: binding thousands of
-/// parameters (each text copied into the driver) is work for this thread,
-/// running the statement is the database's, and the two overlap on two
-/// cores instead of taking turns.
-async fn execute_overlapped<'q>(
-    tx: &mut Transaction<'static, Any>,
-    mut statements: impl Iterator<
-        Item = Result<sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>, StoreError>,
-    >,
-) -> Result<(), StoreError> {
+/// parameters is work for this thread, running the statement is the
+/// database's, and the two overlap on two cores instead of taking turns.
+async fn execute_overlapped<'q, DB>(
+    conn: &mut DB::Connection,
+    mut statements: impl Iterator<Item = Result<Query<'q, DB, DB::Arguments>, StoreError>>,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
     let mut next = statements.next().transpose()?;
     while let Some(statement) = next.take() {
         // Biased: the statement is sent to the database before the next
         // one is made.
-        let (done, made) = tokio::join!(biased; statement.execute(&mut **tx), async {
+        let (done, made) = tokio::join!(biased; statement.execute(&mut *conn), async {
             statements.next()
         });
         done?;
@@ -597,7 +628,7 @@ async fn execute_overlapped<'q>(
 /// unpacks, instead of thousands of bound parameters, which PostgreSQL
 /// takes longer to receive and bind than it takes to write the rows.
 async fn insert_rows_as_json<const N: usize>(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     table: &str,
     rows: &[[Param<'_>; N]],
 ) -> Result<(), StoreError> {
@@ -657,13 +688,13 @@ async fn insert_rows_as_json<const N: usize>(
                 .map(|text| sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(text)),
         )
     });
-    execute_overlapped(tx, statements).await
+    execute_overlapped::<sqlx::Any>(tx, statements).await
 }
 
 /// Marks entities as orphans: the annotation in their body and in the
 /// search index, a new etag and generation. Their relations stay.
 pub(crate) async fn orphan_entities(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Conn<'_>,
     d: Dialect,
     entities: &[(i64, &str)],
     now: &str,
@@ -681,31 +712,33 @@ pub(crate) async fn orphan_entities(
         rows.push(json!([id, new_etag(), body.to_string()]));
     }
     for chunk in rows.chunks(CHUNK) {
-        sqlx::query(sql!(
-            d,
-            "UPDATE entities SET orphan = 1, generation = generation + 1, updated_at = ?,
-                    etag = u.value ->> 1, body = u.value ->> 2
-             FROM json_each(?) AS u WHERE entities.id = CAST(u.value ->> 0 AS BIGINT)"
-        ))
-        .bind(now)
-        .bind(Value::from(chunk.to_vec()).to_string())
-        .execute(&mut **tx)
-        .await?;
         let ids: Vec<Value> = chunk.iter().map(|r| r[0].clone()).collect();
-        sqlx::query(sql!(
-            d,
-            "INSERT INTO search (entity_id, key, value, original_value)
-             SELECT CAST(value AS BIGINT), 'metadata.annotations.backstage.io/orphan', 'true', 'true' FROM json_each(?)"
-        ))
-        .bind(Value::from(ids).to_string())
-        .execute(&mut **tx)
-        .await?;
+        on_conn!(tx, |tx| {
+            sqlx::query(sql!(
+                d,
+                "UPDATE entities SET orphan = 1, generation = generation + 1, updated_at = ?,
+                        etag = u.value ->> 1, body = u.value ->> 2
+                 FROM json_each(?) AS u WHERE entities.id = CAST(u.value ->> 0 AS BIGINT)"
+            ))
+            .bind(now)
+            .bind(Value::from(chunk.to_vec()).to_string())
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(sql!(
+                d,
+                "INSERT INTO search (entity_id, key, value, original_value)
+                 SELECT CAST(value AS BIGINT), 'metadata.annotations.backstage.io/orphan', 'true', 'true' FROM json_each(?)"
+            ))
+            .bind(Value::from(ids).to_string())
+            .execute(&mut **tx)
+            .await?;
+        });
     }
     Ok(())
 }
 
 pub(crate) async fn delete_entities(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Conn<'_>,
     d: Dialect,
     ids: &[i64],
 ) -> Result<(), StoreError> {
@@ -717,10 +750,12 @@ pub(crate) async fn delete_entities(
             "DELETE FROM search_tokens WHERE entity_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
             "DELETE FROM entities WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))",
         ] {
-            sqlx::query(d.sql(sql.to_owned()))
-                .bind(&ids)
-                .execute(&mut **tx)
-                .await?;
+            on_conn!(tx, |tx| {
+                sqlx::query(d.sql(sql.to_owned()))
+                    .bind(&ids)
+                    .execute(&mut **tx)
+                    .await?;
+            });
         }
     }
     Ok(())

@@ -109,16 +109,19 @@ crate::on_both_stores!(dialect => {
             return;
         };
         let s = &f.store;
-        let first = append(&s.pool, s.dialect, &entry("user:default/ada", "location.create", "loc-1")).await.unwrap();
-        append(&s.pool, s.dialect, &AuditEntry {
+        let mut c = s.pool.acquire().await.unwrap();
+        let conn = &mut Conn::Any(&mut c);
+        let first = append(conn, s.dialect, &entry("user:default/ada", "location.create", "loc-1")).await.unwrap();
+        append(conn, s.dialect, &AuditEntry {
             before: Some(json!({"kind": "Component", "metadata": {"name": "svc"}})),
             after: None,
             ..entry("local", "entity.delete", "component:default/svc")
         })
         .await
         .unwrap();
-        let third = append(&s.pool, s.dialect, &entry("user:default/ada", "location.delete", "loc-1")).await.unwrap();
+        let third = append(conn, s.dialect, &entry("user:default/ada", "location.delete", "loc-1")).await.unwrap();
         assert!(first < third);
+        drop(c);
 
         let all = s.audit(&AuditQuery { limit: 10, ..AuditQuery::default() }).await.unwrap();
         let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
