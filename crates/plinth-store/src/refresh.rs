@@ -252,7 +252,8 @@ impl RefreshWriter<'_> {
             crate::access::append(tx, d, &audit(&st.summary)).await?;
         }
         if d == Dialect::Sqlite {
-            // The connection goes back to the pool with a reader's cache.
+            // The connection waits for the next write with a reader's
+            // cache, not the writer's 64 MB.
             on_conn!(tx, |tx| {
                 sqlx::query(crate::READER_CACHE).execute(&mut **tx).await?;
             });
