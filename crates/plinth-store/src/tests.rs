@@ -788,6 +788,19 @@ crate::on_both_stores!(dialect => {
         assert_eq!((found.total, names), (2, vec!["e2", "e3"]));
         store.close().await;
     }
+
+    /// Multi-row inserts on SQLite are `INSERT OR FAIL` (no statement
+    /// journal): a row that breaks a constraint must still fail the
+    /// statement, and the transaction it was in then leaves nothing.
+    async fn a_row_breaking_a_constraint_fails_its_insert() {
+        let scratch = Scratch::new(&format!("or-fail-{dialect:?}"));
+        let Some(db) = testing::TestDb::create(dialect, &scratch.0).await else {
+            return;
+        };
+        let store = db.open().await;
+        a_duplicate_row_fails(&store).await;
+        store.close().await;
+    }
 });
 
 /// The API shape is written straight from the stored parts: the body's
@@ -830,4 +843,41 @@ fn the_api_shape_keeps_the_body_order_and_replaces_what_the_store_owns() {
         e.to_api_json(),
         serde_json::from_str::<Value>(&serde_json::to_string(&e.api()).unwrap()).unwrap()
     );
+}
+
+#[tokio::test]
+async fn a_row_breaking_a_constraint_fails_its_insert_in_memory() {
+    a_duplicate_row_fails(&Store::open_in_memory().await.unwrap()).await;
+}
+
+/// The third row repeats the first's key in the same statement.
+async fn a_duplicate_row_fails(store: &Store) {
+    let rows = [("a", 1), ("b", 1), ("a", 1)].map(|(t, id)| {
+        [
+            write::Param::Text(Some(t)),
+            write::Param::Int(id),
+            write::Param::Int(4),
+        ]
+    });
+    let mut tx = store.begin_refresh_write().await.unwrap();
+    let result = write::insert_rows(
+        &mut tx.conn(),
+        store.dialect,
+        "search_tokens (token, entity_id, weight)",
+        &rows,
+    )
+    .await;
+    let error = result
+        .expect_err("a duplicate key must fail the insert")
+        .to_string();
+    assert!(
+        error.contains("UNIQUE constraint failed") || error.contains("duplicate key"),
+        "{error}"
+    );
+    drop(tx);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM search_tokens")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
 }

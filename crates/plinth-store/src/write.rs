@@ -559,6 +559,12 @@ pub(crate) async fn insert_rows<const N: usize>(
 /// statements goes in statements of a few fixed sizes, so the connection's
 /// cache of prepared statements holds them all: preparing a statement of
 /// thousands of rows costs more than running it.
+///
+/// `OR FAIL`: a row that breaks a constraint still fails the statement,
+/// but the rows before it are not undone, so SQLite keeps no statement
+/// journal (a temporary file with a copy of each page the statement
+/// touches: 260 MB of writes in a first ingest of 100,000 entities).
+/// Every caller then gives up its transaction, which undoes them.
 fn values_statements<'a, DB, const N: usize>(
     table: &'a str,
     rows: &'a [[Param<'a>; N]],
@@ -583,7 +589,7 @@ where
         let (chunk, after) = rest.split_at(size);
         rest = after;
         let sql = format!(
-            "INSERT INTO {table} VALUES {}",
+            "INSERT OR FAIL INTO {table} VALUES {}",
             vec![row_sql.as_str(); chunk.len()].join(", ")
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
