@@ -66,6 +66,8 @@ pub enum StoreError {
         "the lease on location {0} was lost to another replica; its refresh is left to that one"
     )]
     LeaseLost(String),
+    #[error("a write of the refresh of location {0} failed; nothing of that refresh was committed")]
+    RefreshFailed(String),
 }
 
 /// The catalog store.

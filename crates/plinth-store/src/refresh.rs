@@ -81,6 +81,7 @@ impl Store {
             tx: None,
             state: State::default(),
             audit: None,
+            failed: false,
         }
     }
 }
@@ -100,6 +101,9 @@ pub struct RefreshWriter<'s> {
     /// Written in the refresh's own transaction, when someone asked for it.
     audit: Option<RefreshAudit>,
     state: State,
+    /// A batch failed part-way: its transaction is gone, and nothing of
+    /// this refresh may be committed after it.
+    failed: bool,
 }
 
 /// An entity row as the refresh needs it.
@@ -173,6 +177,7 @@ impl RefreshWriter<'_> {
         files: &[FileUpdate],
         unchanged: &[Unchanged],
     ) -> Result<(), StoreError> {
+        self.check_not_failed()?;
         for u in unchanged {
             self.state.unchanged.insert(u.path.clone(), u.stat.clone());
         }
@@ -186,14 +191,24 @@ impl RefreshWriter<'_> {
         let (Some(tx), st) = (self.tx.as_mut(), &mut self.state) else {
             unreachable!("opened above")
         };
-        write_batch(&mut tx.conn(), d, &self.location_id, files, st).await
+        let written = write_batch(&mut tx.conn(), d, &self.location_id, files, st).await;
+        if written.is_err() {
+            // Rolled back now: what the batch wrote before its error (rows
+            // of earlier statements, and the earlier rows of a failed
+            // `INSERT OR FAIL`) must not reach a commit.
+            self.tx = None;
+            self.failed = true;
+        }
+        written
     }
 
-    /// Ends the refresh: files the location had that no batch named are
-    /// gone, entities no file defines any more are removed, the location's
-    /// status is recorded and everything is committed. With a lease, it
-    /// fails with [`StoreError::LeaseLost`] unless the lease is still held,
-    /// and the commit ends the job.
+    fn check_not_failed(&self) -> Result<(), StoreError> {
+        match self.failed {
+            true => Err(StoreError::RefreshFailed(self.location_id.clone())),
+            false => Ok(()),
+        }
+    }
+
     /// Records the refresh in the audit log, in its own transaction.
     pub fn audited(mut self, audit: RefreshAudit) -> Self {
         self.audit = Some(audit);
@@ -213,7 +228,15 @@ impl RefreshWriter<'_> {
         self
     }
 
+    /// Ends the refresh: files the location had that no batch named are
+    /// gone, entities no file defines any more are removed, the location's
+    /// status is recorded and everything is committed. With a lease, it
+    /// fails with [`StoreError::LeaseLost`] unless the lease is still held,
+    /// and the commit ends the job.
+    /// After a failed [`RefreshWriter::write`] it fails with
+    /// [`StoreError::RefreshFailed`] and commits nothing.
     pub async fn finish(mut self, outcome: &RefreshOutcome) -> Result<RefreshSummary, StoreError> {
+        self.check_not_failed()?;
         self.open().await?;
         let d = self.store.dialect;
         let location_id = self.location_id.as_str();

@@ -789,6 +789,36 @@ crate::on_both_stores!(dialect => {
         store.close().await;
     }
 
+    /// A batch that fails after some of its rows went in (here: the words'
+    /// table is gone, after the entity, relation and search rows) leaves
+    /// nothing that a later `finish` could commit.
+    async fn a_refresh_commits_nothing_after_a_failed_write() {
+        let scratch = Scratch::new(&format!("failed-write-{dialect:?}"));
+        let Some(db) = testing::TestDb::create(dialect, &scratch.0).await else {
+            return;
+        };
+        let store = db.open().await;
+        let location = store.add_location("file", "/a.yaml", None).await.unwrap();
+        sqlx::query("DROP TABLE search_tokens").execute(&store.pool).await.unwrap();
+        let mut writer = store.refresh_writer(&location.id, OrphanPolicy::Delete, None);
+        let files = [file("/a.yaml", 0..3)];
+        assert!(writer.write(&files, &[]).await.is_err());
+        let again = writer.write(&files, &[]).await;
+        assert!(matches!(again, Err(StoreError::RefreshFailed(_))), "{again:?}");
+        let finished = writer.finish(&RefreshOutcome::Ok).await;
+        assert!(matches!(finished, Err(StoreError::RefreshFailed(_))), "{finished:?}");
+        let entities: i64 = sqlx::query_scalar("SELECT count(*) FROM entities")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        let refreshed: Option<String> = sqlx::query_scalar("SELECT refreshed_at FROM locations")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!((entities, refreshed), (0, None));
+        store.close().await;
+    }
+
     /// Multi-row inserts on SQLite are `INSERT OR FAIL` (no statement
     /// journal): a row that breaks a constraint must still fail the
     /// statement, and the transaction it was in then leaves nothing.
