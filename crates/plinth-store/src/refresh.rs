@@ -203,10 +203,10 @@ impl RefreshWriter<'_> {
     }
 
     fn check_not_failed(&self) -> Result<(), StoreError> {
-        match self.failed {
-            true => Err(StoreError::RefreshFailed(self.location_id.clone())),
-            false => Ok(()),
+        if self.failed {
+            return Err(StoreError::RefreshFailed(self.location_id.clone()));
         }
+        Ok(())
     }
 
     /// Records the refresh in the audit log, in its own transaction.
