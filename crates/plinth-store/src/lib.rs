@@ -20,6 +20,7 @@ use sqlx::{AnyPool, Executor};
 mod access;
 mod conn;
 mod dialect;
+mod first_load;
 mod jobs;
 mod migrations;
 mod overview;
@@ -35,6 +36,7 @@ mod write;
 
 pub use access::{Audit, AuditEntry, AuditQuery, AuditRecord, NewToken, TokenRecord};
 pub use dialect::Dialect;
+pub use first_load::FirstLoad;
 pub use jobs::{Lease, now_ms};
 pub use overview::CatalogHealth;
 pub use plinth_model::{EntityRef, Relation, RelationType};
@@ -62,6 +64,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Config(String),
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "the lease on location {0} was lost to another replica; its refresh is left to that one"
     )]
@@ -95,10 +102,13 @@ fn install_drivers() {
 
 /// Pragmas of every SQLite connection: WAL so readers never wait for the
 /// writer, foreign keys on, a page cache of 16 MiB (each of the pool's
-/// connections keeps its own; a refresh's writer takes [`WRITER_CACHE`]).
+/// connections keeps its own; a refresh's writer takes [`WRITER_CACHE`]),
+/// and a WAL cut back to 64 MiB by the first write after a complete
+/// checkpoint (SQLite otherwise keeps it at its largest: 4.5 GB after a
+/// million entities were written).
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -16384;
-    PRAGMA wal_autocheckpoint = 0; PRAGMA threads = 2;";
+    PRAGMA wal_autocheckpoint = 0; PRAGMA threads = 2; PRAGMA journal_size_limit = 67108864;";
 
 /// A refresh's writer's page cache, while it writes its rows.
 pub(crate) const WRITER_CACHE: &str = "PRAGMA cache_size = -65536";
@@ -124,6 +134,11 @@ impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and applies
     /// migrations.
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        Store::open_sqlite_with(path, SQLITE_PRAGMAS).await
+    }
+
+    /// [`Store::open_sqlite`] with `pragmas` for every connection.
+    async fn open_sqlite_with(path: &Path, pragmas: &'static str) -> Result<Store, StoreError> {
         let path = path.to_str().ok_or_else(|| {
             StoreError::Config(format!(
                 "{}: the data directory's path must be UTF-8",
@@ -142,7 +157,7 @@ impl Store {
         // `Store::written`), not inside the commit that fills the WAL, so a
         // large refresh is visible as soon as it commits.
         let url = format!("sqlite://{encoded}?mode=rwc");
-        let mut store = Store::connect(&url, Dialect::Sqlite, 8).await?;
+        let mut store = Store::connect(&url, Dialect::Sqlite, 8, pragmas).await?;
         let options: sqlx::sqlite::SqliteConnectOptions = url
             .parse()
             .map_err(|e| StoreError::Config(format!("database URL {url:?}: {e}")))?;
@@ -155,9 +170,9 @@ impl Store {
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .acquire_timeout(Duration::from_secs(5))
-                .after_connect(|conn, _| {
+                .after_connect(move |conn, _| {
                     Box::pin(async move {
-                        conn.execute(SQLITE_PRAGMAS).await?;
+                        conn.execute(pragmas).await?;
                         Ok(())
                     })
                 })
@@ -169,7 +184,7 @@ impl Store {
     /// A private in-memory database, for tests and dry runs.
     pub async fn open_in_memory() -> Result<Store, StoreError> {
         // One connection: each in-memory connection is its own database.
-        Store::connect("sqlite::memory:", Dialect::Sqlite, 1).await
+        Store::connect("sqlite::memory:", Dialect::Sqlite, 1, SQLITE_PRAGMAS).await
     }
 
     /// Connects to PostgreSQL at `url` (`postgres://user@host:port/db`) and
@@ -180,7 +195,7 @@ impl Store {
                 "database URL {url:?} is not PostgreSQL's: write postgres://USER@HOST:PORT/DATABASE"
             )));
         }
-        Store::connect(url, Dialect::Postgres, 10).await
+        Store::connect(url, Dialect::Postgres, 10, POSTGRES_SESSION).await
     }
 
     /// Opens the store a URL names: `postgres://…`, or `sqlite://PATH`.
@@ -191,7 +206,14 @@ impl Store {
         }
     }
 
-    async fn connect(url: &str, dialect: Dialect, max: u32) -> Result<Store, StoreError> {
+    /// A pool of up to `max` connections to `url`, each set up by
+    /// `session`, with migrations applied.
+    async fn connect(
+        url: &str,
+        dialect: Dialect,
+        max: u32,
+        session: &'static str,
+    ) -> Result<Store, StoreError> {
         install_drivers();
         let options: AnyConnectOptions = url
             .parse()
@@ -201,10 +223,6 @@ impl Store {
             .min_connections(1)
             // Fail fast when the database is gone: requests answer 503.
             .acquire_timeout(Duration::from_secs(5));
-        let session = match dialect {
-            Dialect::Sqlite => SQLITE_PRAGMAS,
-            Dialect::Postgres => POSTGRES_SESSION,
-        };
         pool = pool.after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute(session).await?;

@@ -130,6 +130,10 @@ struct State {
     /// Whether the location held any entity when the refresh began; if
     /// not, nothing can be removed.
     held_any: bool,
+    /// Whether the store held no entity when the refresh began. Writers
+    /// take turns, so until the commit every entity is this refresh's
+    /// (and in `keep`).
+    store_was_empty: bool,
     /// Orphans of the location: a definition brings one back.
     orphans: HashMap<String, Existing>,
     /// Every entity defined so far (the first definition wins).
@@ -332,6 +336,16 @@ impl RefreshWriter<'_> {
             .await?
         });
         self.state.held_any = held > 0;
+        // Into an empty store (a first ingest), no other location can hold
+        // an entity this refresh defines: each batch skips asking.
+        self.state.store_was_empty = !self.state.held_any
+            && on_conn!(conn, |c| {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM (SELECT 1 FROM entities LIMIT 1) AS t",
+                )
+                .fetch_one(&mut **c)
+                .await?
+            }) == 0;
         self.state.orphans = on_conn!(conn, |c| {
             sqlx::query(sql!(
                 d,
@@ -408,7 +422,7 @@ async fn write_batch(
         .filter(|r| !mine.contains_key(*r) && !st.orphans.contains_key(*r) && !st.keep.contains(*r))
         .collect();
     let mut held: HashMap<String, (String, Existing)> = HashMap::new();
-    for chunk in unknown.chunks(CHUNK) {
+    for chunk in unknown.chunks(CHUNK).filter(|_| !st.store_was_empty) {
         on_conn!(tx, |tx| {
             let rows = sqlx::query(sql!(
                 d,

@@ -129,7 +129,12 @@ async fn the_bulk_path_leaves_the_indexes_the_migrations_made() {
         svc.relations
             .contains(&("ownedBy".into(), "group:default/team-3".into()))
     );
-    let page = store
+    assert_eq!(tagged_grpc(&store).await, 10);
+}
+
+/// How many entities the filter `metadata.tags=grpc` finds.
+async fn tagged_grpc(store: &Store) -> u64 {
+    store
         .query_entities(&EntityQuery {
             filter: vec![vec![Filter {
                 key: "metadata.tags".into(),
@@ -138,8 +143,8 @@ async fn the_bulk_path_leaves_the_indexes_the_migrations_made() {
             ..EntityQuery::default()
         })
         .await
-        .unwrap();
-    assert_eq!(page.total, 10);
+        .unwrap()
+        .total
 }
 
 /// Registers a file location at `path` holding components `svc-<names>`.
@@ -910,4 +915,106 @@ async fn a_duplicate_row_fails(store: &Store) {
         .await
         .unwrap();
     assert_eq!(count, 0);
+}
+
+async fn journal_mode(store: &Store) -> String {
+    sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap()
+}
+
+async fn entity_refs(store: &Store) -> Vec<String> {
+    sqlx::query_scalar("SELECT ref FROM entities ORDER BY ref")
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A first load is written beside the store with a rollback journal and put
+/// in place whole; the store then opens in WAL mode holding it. What a
+/// killed load left beside the store does not reach the new one.
+#[tokio::test]
+async fn a_first_load_is_put_in_place_whole() {
+    let scratch = Scratch::new("first-load");
+    let path = scratch.0.join("plinth.db");
+    std::fs::write(
+        scratch.0.join("plinth.db.loading"),
+        b"left by a killed load",
+    )
+    .unwrap();
+    std::fs::write(
+        scratch.0.join("plinth.db.loading-journal"),
+        b"and its journal",
+    )
+    .unwrap();
+
+    let load = FirstLoad::begin(&path)
+        .await
+        .unwrap()
+        .expect("no store yet");
+    assert!(
+        FirstLoad::begin(&path).await.unwrap().is_none(),
+        "one first load at a time"
+    );
+    assert_eq!(journal_mode(load.store()).await, "delete");
+    refresh_one_file(load.store(), "/a.yaml", 0..50).await;
+    assert!(!path.exists(), "the store appears only when put in place");
+    assert!(load.install().await.unwrap());
+    assert_eq!(
+        files_in(&scratch.0),
+        ["plinth.db", "plinth.db.loading.lock"]
+    );
+
+    let store = Store::open_sqlite(&path).await.unwrap();
+    assert_eq!(journal_mode(&store).await, "wal");
+    assert_eq!(entity_refs(&store).await.len(), 50);
+    assert_eq!(tagged_grpc(&store).await, 50, "the loaded index answers");
+    store.close().await;
+    assert!(
+        FirstLoad::begin(&path).await.unwrap().is_none(),
+        "a store exists"
+    );
+}
+
+/// A store another process made while a first load ran is kept and the
+/// load dropped; a load given up leaves nothing.
+#[tokio::test]
+async fn a_first_load_never_replaces_a_store() {
+    let scratch = Scratch::new("first-load-race");
+    let path = scratch.0.join("plinth.db");
+    let load = FirstLoad::begin(&path)
+        .await
+        .unwrap()
+        .expect("no store yet");
+    refresh_one_file(load.store(), "/a.yaml", 0..5).await;
+    let other = Store::open_sqlite(&path).await.unwrap();
+    refresh_one_file(&other, "/b.yaml", 10..12).await;
+    other.close().await;
+    assert!(!load.install().await.unwrap(), "the other store stays");
+    let store = Store::open_sqlite(&path).await.unwrap();
+    assert_eq!(
+        entity_refs(&store).await,
+        ["component:default/svc-10", "component:default/svc-11"]
+    );
+    store.close().await;
+    assert!(!scratch.0.join("plinth.db.loading").exists());
+
+    let elsewhere = scratch.0.join("other.db");
+    let load = FirstLoad::begin(&elsewhere)
+        .await
+        .unwrap()
+        .expect("no store yet");
+    refresh_one_file(load.store(), "/a.yaml", 0..5).await;
+    load.discard().await;
+    assert!(!elsewhere.exists() && !scratch.0.join("other.db.loading").exists());
 }

@@ -67,26 +67,12 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
         startup.push((kind.into(), path.display().to_string()));
     }
 
-    let (store, database) = super::open_store(args.database.as_deref(), &data_dir).await?;
-    for (kind, target) in &startup {
-        let target = ingest::check_location(kind, target, &ingest).map_err(anyhow::Error::msg)?;
-        if store.location_by_target(kind, &target).await?.is_none() {
-            store.add_location(kind, &target, None).await?;
-        }
-    }
     let access = config.access.resolve(
         args.anonymous,
         args.sign_in,
         std::env::var("PLINTH_OIDC_CLIENT_SECRET").ok(),
     )?;
     let anonymous = access.anonymous;
-    match &access.sign_in {
-        SignIn::Local => first_admin(&store, &data_dir).await?,
-        SignIn::Oidc(client) => check_provider(client).await?,
-        SignIn::Off => {}
-    }
-    let state = AppState::new(store.clone(), ingest.clone()).with_access(access);
-
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -118,6 +104,31 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
                 .max(1),
         ),
     };
+
+    // A new SQLite store with locations to read is loaded in a side file
+    // first (see `plinth_store::FirstLoad`); its state keeps the load's
+    // metrics.
+    let loaded = match args.database {
+        None if !startup.is_empty() => {
+            first_load(&data_dir.join("plinth.db"), &startup, &ingest, &schedule).await?
+        }
+        _ => None,
+    };
+    let (store, database) = super::open_store(args.database.as_deref(), &data_dir).await?;
+    register(&store, &startup, &ingest).await?;
+    match &access.sign_in {
+        SignIn::Local => first_admin(&store, &data_dir).await?,
+        SignIn::Oidc(client) => check_provider(client).await?,
+        SignIn::Off => {}
+    }
+    let state = match loaded {
+        Some(loaded) => AppState {
+            store: store.clone(),
+            ..loaded
+        },
+        None => AppState::new(store.clone(), ingest.clone()),
+    }
+    .with_access(access);
     eprintln!(
         "plinth: data in {}, database {database}, replica {}",
         data_dir.display(),
@@ -155,6 +166,61 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     store.close().await;
     eprintln!("plinth: stopped");
     Ok(())
+}
+
+/// Registers the start's locations (`(kind, target)`) not registered yet.
+async fn register(
+    store: &plinth_store::Store,
+    startup: &[(String, String)],
+    ingest: &IngestOptions,
+) -> anyhow::Result<()> {
+    for (kind, target) in startup {
+        let target = ingest::check_location(kind, target, ingest).map_err(anyhow::Error::msg)?;
+        if store.location_by_target(kind, &target).await?.is_none() {
+            store.add_location(kind, &target, None).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Registers and reads the start's locations into a new SQLite store at
+/// `db` through a side file, then puts it in place. `None` when the store
+/// exists, or another process made one meanwhile (then the usual start
+/// reads them into that one).
+async fn first_load(
+    db: &Path,
+    startup: &[(String, String)],
+    ingest: &IngestOptions,
+    schedule: &Schedule,
+) -> anyhow::Result<Option<AppState>> {
+    let cannot = || format!("cannot make the database {}", db.display());
+    let Some(load) = plinth_store::FirstLoad::begin(db)
+        .await
+        .with_context(cannot)?
+    else {
+        return Ok(None);
+    };
+    eprintln!(
+        "plinth: a new store at {}; reading its locations before serving",
+        db.display()
+    );
+    let state = AppState::new(load.store().clone(), ingest.clone());
+    let registered = register(&state.store, startup, ingest).await;
+    if let Err(e) = registered {
+        load.discard().await;
+        return Err(e);
+    }
+    let started = std::time::Instant::now();
+    schedule.run_due(&state, Due::New).await;
+    if !load.install().await.with_context(cannot)? {
+        tracing::info!("another process made the store meanwhile; the locations are read into it");
+        return Ok(None);
+    }
+    tracing::debug!(
+        duration_ms = started.elapsed().as_millis() as u64,
+        "new store loaded outside the WAL and put in place"
+    );
+    Ok(Some(state))
 }
 
 /// Ctrl-C, or SIGTERM (how Kubernetes and systemd stop a process). The
