@@ -716,11 +716,11 @@ pub async fn add_location(
         // 201 as for a real registration: Backstage's client requires it.
         return Ok((
             StatusCode::CREATED,
-            Json(json!({
-                "location": location_json(existing.as_ref().unwrap_or(&location)),
-                "entities": page.entities.iter().map(StoredEntity::to_api_json).collect::<Vec<_>>(),
-                "exists": existing.is_some(),
-            })),
+            Json(Registered {
+                location: location_json(existing.as_ref().unwrap_or(&location)),
+                entities: page.entities.iter().map(StoredEntity::api).collect(),
+                exists: Some(existing.is_some()),
+            }),
         )
             .into_response());
     }
@@ -741,12 +741,27 @@ pub async fn add_location(
         .await?;
     state.refresh(&location).await?;
     let page = state.store.entities_of_location(&location.id).await?;
-    let entities: Vec<Value> = page.iter().map(StoredEntity::to_api_json).collect();
     Ok((
         StatusCode::CREATED,
-        Json(json!({"location": location_json(&location), "entities": entities})),
+        Json(Registered {
+            location: location_json(&location),
+            entities: page.iter().map(StoredEntity::api).collect(),
+            exists: None,
+        }),
     )
         .into_response())
+}
+
+/// The answer to `POST /locations`. The entities are written straight from
+/// the stored parts: a copy of each as a JSON tree doubled the memory of
+/// registering 100,000 entities (a 98 MB answer).
+#[derive(Serialize)]
+struct Registered<'a> {
+    location: Value,
+    entities: Vec<ApiEntity<'a>>,
+    /// Dry runs only: whether the location is registered already.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exists: Option<bool>,
 }
 
 /// `DELETE /locations/{id}`: the location and every entity it gave.

@@ -165,3 +165,34 @@ fn client_commands_against_a_running_server() {
         down.stderr
     );
 }
+
+/// Registering a location answers with all its entities (Backstage's
+/// shape); the client reads an answer over ureq's default limit of 10 MB.
+#[test]
+fn a_registration_answer_over_ten_megabytes_is_read() {
+    let scratch = Scratch::new("catalog-client-large");
+    let dir = &scratch.0;
+    let catalog = dir.join("large");
+    std::fs::create_dir_all(&catalog).unwrap();
+    let description = "x".repeat(10_000);
+    for i in 0..1_100 {
+        std::fs::write(
+            catalog.join(format!("c{i}.yaml")),
+            format!(
+                "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: c{i}\n  description: {description}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+            ),
+        )
+        .unwrap();
+    }
+    let server = Server::start(dir, &dir.join("data"), &[]);
+    let base = server.base_url();
+    let url = base.trim_end_matches("/api/catalog");
+    let reg = plinth(dir, url, &["catalog", "register", "large"]);
+    assert_eq!(reg.code, 0, "{}", reg.stderr);
+    assert!(
+        reg.stdout.contains(" with 1100 entities\n"),
+        "{}",
+        reg.stdout
+    );
+    assert_eq!(reg.stdout.lines().count(), 1 + 1_100);
+}
