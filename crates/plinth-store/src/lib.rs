@@ -44,6 +44,7 @@ pub use query::{
     EntityQuery, FacetValues, Filter, FilterSet, OrderField, Predicate, QueryPage, SearchHit,
     SortDirection,
 };
+pub use read::LocationEntities;
 pub use refresh::{RefreshAudit, RefreshWriter};
 pub use sign_in::{Account, Session};
 pub use write::{

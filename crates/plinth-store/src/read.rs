@@ -182,14 +182,30 @@ impl Store {
         &self,
         location_id: &str,
     ) -> Result<Vec<StoredEntity>, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar(sql!(
+        let ids = self.location_entity_ids(location_id).await?;
+        self.load_entities(&ids).await
+    }
+
+    /// [`Store::entities_of_location`] a chunk at a time.
+    pub async fn location_entities(
+        &self,
+        location_id: &str,
+    ) -> Result<LocationEntities, StoreError> {
+        Ok(LocationEntities {
+            store: self.clone(),
+            ids: self.location_entity_ids(location_id).await?,
+            next: 0,
+        })
+    }
+
+    async fn location_entity_ids(&self, location_id: &str) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(sql!(
             self.dialect,
             "SELECT id FROM entities WHERE location_id = ? ORDER BY ref"
         ))
         .bind(location_id)
         .fetch_all(&self.pool)
-        .await?;
-        self.load_entities(&ids).await
+        .await?)
     }
 
     /// The Location entities that led the catalog to `entity`'s file: those
@@ -398,4 +414,31 @@ pub(crate) fn entities_from_rows(
         entities.insert(r.get("id"), e);
     }
     Ok(ids.iter().filter_map(|id| entities.remove(id)).collect())
+}
+
+/// A location's entities read a chunk at a time, so that answering with
+/// all of them holds one chunk in memory (100,000 entities read at once
+/// took 1.2 GB). Which entities and in what order is fixed when it is
+/// made; one removed since is left out, one changed since comes as it is
+/// when its chunk is read.
+pub struct LocationEntities {
+    store: Store,
+    ids: Vec<i64>,
+    next: usize,
+}
+
+impl LocationEntities {
+    /// The next `size` entities; `None` after the last.
+    pub async fn next_chunk(
+        &mut self,
+        size: usize,
+    ) -> Result<Option<Vec<StoredEntity>>, StoreError> {
+        if self.next >= self.ids.len() {
+            return Ok(None);
+        }
+        let end = self.ids.len().min(self.next + size.max(1));
+        let chunk = self.store.load_entities(&self.ids[self.next..end]).await?;
+        self.next = end;
+        Ok(Some(chunk))
+    }
 }

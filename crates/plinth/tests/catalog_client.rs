@@ -167,7 +167,8 @@ fn client_commands_against_a_running_server() {
 }
 
 /// Registering a location answers with all its entities (Backstage's
-/// shape); the client reads an answer over ureq's default limit of 10 MB.
+/// shape), streamed by the server 500 at a time; the client reads an
+/// answer over ureq's default limit of 10 MB.
 #[test]
 fn a_registration_answer_over_ten_megabytes_is_read() {
     let scratch = Scratch::new("catalog-client-large");

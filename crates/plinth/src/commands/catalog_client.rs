@@ -70,6 +70,17 @@ impl Client {
     const ANSWER_LIMIT: u64 = 4 << 30;
 
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Answer> {
+        let (status, text) = self.call_text(method, path, body)?;
+        Ok(Answer::parse(status, text))
+    }
+
+    /// [`Client::call`], the body as text.
+    fn call_text(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, String)> {
         let url = format!("{}{path}", self.base);
         let auth = self.authorization.as_deref();
         let result = match (method, body) {
@@ -107,12 +118,18 @@ impl Client {
             .limit(Self::ANSWER_LIMIT)
             .read_to_string()
             .context("reading the answer")?;
+        Ok((status, text))
+    }
+}
+
+impl Answer {
+    fn parse(status: u16, text: String) -> Answer {
         let body = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        Ok(Answer { status, body })
+        Answer { status, body }
     }
 }
 
@@ -344,37 +361,63 @@ fn register(target: &str, kind: Option<&str>, args: &ClientArgs) -> anyhow::Resu
         (kind, path.display().to_string())
     };
     let client = Client::new(args);
-    let answer = client.call(
+    let (status, text) = client.call_text(
         "POST",
         "/api/catalog/locations",
         Some(&json!({"type": kind, "target": target})),
     )?;
-    if answer.status != 201 {
-        return refused(&answer);
-    }
-    if args.output == Output::Json {
+    if status != 201 || args.output == Output::Json {
+        let answer = Answer::parse(status, text);
+        if status != 201 {
+            return refused(&answer);
+        }
         print_json(&answer.body);
         return Ok(ExitCode::SUCCESS);
     }
-    let entities = answer.body["entities"]
-        .as_array()
-        .map_or(&[][..], Vec::as_slice);
+    let registered: Registered =
+        serde_json::from_str(&text).context("reading the registration's answer")?;
+    drop(text);
     println!(
         "registered {}:{} as location {} with {} entities",
         kind,
         target,
-        answer.body["location"]["id"].as_str().unwrap_or("?"),
-        entities.len()
+        registered.location.id,
+        registered.entities.len()
     );
-    for e in entities {
+    for e in &registered.entities {
         println!(
             "  {}:{}/{}",
-            e["kind"].as_str().unwrap_or("?").to_lowercase(),
-            e["metadata"]["namespace"].as_str().unwrap_or("default"),
-            e["metadata"]["name"].as_str().unwrap_or("?")
+            e.kind.to_lowercase(),
+            e.metadata.namespace.as_deref().unwrap_or("default"),
+            e.metadata.name
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the table of a registration shows of its answer: read into these
+/// alone, not into a JSON tree of every entity (816 MB for 100,000).
+#[derive(serde::Deserialize)]
+struct Registered {
+    location: RegisteredLocation,
+    entities: Vec<Brief>,
+}
+
+#[derive(serde::Deserialize)]
+struct RegisteredLocation {
+    id: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Brief {
+    kind: String,
+    metadata: BriefMetadata,
+}
+
+#[derive(serde::Deserialize)]
+struct BriefMetadata {
+    name: String,
+    namespace: Option<String>,
 }
 
 fn refresh(entity_ref: Option<&str>, all: bool, args: &ClientArgs) -> anyhow::Result<ExitCode> {
