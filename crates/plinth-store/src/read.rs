@@ -417,7 +417,7 @@ pub(crate) fn entities_from_rows(
 }
 
 /// A location's entities read a chunk at a time, so that answering with
-/// all of them holds one chunk in memory (100,000 entities read at once
+/// all of them holds one chunk in memory (answering with 100,000 at once
 /// took 1.2 GB). Which entities and in what order is fixed when it is
 /// made; one removed since is left out, one changed since comes as it is
 /// when its chunk is read.
