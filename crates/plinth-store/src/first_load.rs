@@ -17,10 +17,11 @@ use crate::{Store, StoreError};
 
 /// Pragmas of the side file's connections: a rollback journal (on an empty
 /// database it holds almost nothing) and no syncs, since a side file that
-/// was not installed is thrown away; otherwise as [`crate::SQLITE_PRAGMAS`].
-const SIDE_PRAGMAS: &str = "PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF;
-    PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -16384;
-    PRAGMA threads = 2;";
+/// was not installed is thrown away; otherwise as every SQLite connection.
+const SIDE_PRAGMAS: &str = concat!(
+    "PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF;",
+    crate::sqlite_session!()
+);
 
 /// A store being loaded in a side file; see the module documentation.
 #[derive(Debug)]
@@ -51,14 +52,9 @@ impl FirstLoad {
         if lock.try_lock().is_err() || path.exists() {
             return Ok(None);
         }
-        // What a load that did not finish left, journal first: a new side
-        // file must not meet an old journal.
-        for stale in [suffixed(&side, "-journal"), side.clone()] {
-            match std::fs::remove_file(&stale) {
-                Err(e) if e.kind() != ErrorKind::NotFound => return Err(file_error(&stale, e)),
-                _ => {}
-            }
-        }
+        // What a load that did not finish left: a new side file must not
+        // meet an old journal.
+        remove_side_files(&side)?;
         let mut store = Store::open_sqlite_with(&side, SIDE_PRAGMAS).await?;
         store.checkpoints = None;
         Ok(Some(FirstLoad {
@@ -112,10 +108,21 @@ impl FirstLoad {
     /// Closes the side store and removes it: nothing of the load stays.
     pub async fn discard(self) {
         self.store.close().await;
-        for file in [suffixed(&self.side, "-journal"), self.side.clone()] {
-            let _ = std::fs::remove_file(file);
+        let _ = remove_side_files(&self.side);
+    }
+}
+
+/// Removes the side file and its journal, journal first (a side file left
+/// without it is only a database; a journal left alone would be rolled
+/// into the next side file).
+fn remove_side_files(side: &Path) -> Result<(), StoreError> {
+    for file in [suffixed(side, "-journal"), side.to_owned()] {
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(file_error(&file, e)),
+            _ => {}
         }
     }
+    Ok(())
 }
 
 fn suffixed(path: &Path, suffix: &str) -> PathBuf {

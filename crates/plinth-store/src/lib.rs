@@ -101,15 +101,27 @@ fn install_drivers() {
     ONCE.call_once(sqlx::any::install_default_drivers);
 }
 
+/// What every SQLite connection sets, in WAL mode or with the rollback
+/// journal of a first load's side file (see `first_load`).
+macro_rules! sqlite_session {
+    () => {
+        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -16384;
+    PRAGMA threads = 2;"
+    };
+}
+pub(crate) use sqlite_session;
+
 /// Pragmas of every SQLite connection: WAL so readers never wait for the
 /// writer, foreign keys on, a page cache of 16 MiB (each of the pool's
 /// connections keeps its own; a refresh's writer takes [`WRITER_CACHE`]),
 /// and a WAL cut back to 64 MiB by the first write after a complete
 /// checkpoint (SQLite otherwise keeps it at its largest: 4.5 GB after a
 /// million entities were written).
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-    PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000; PRAGMA cache_size = -16384;
-    PRAGMA wal_autocheckpoint = 0; PRAGMA threads = 2; PRAGMA journal_size_limit = 67108864;";
+const SQLITE_PRAGMAS: &str = concat!(
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;
+    PRAGMA journal_size_limit = 67108864;",
+    sqlite_session!()
+);
 
 /// A refresh's writer's page cache, while it writes its rows.
 pub(crate) const WRITER_CACHE: &str = "PRAGMA cache_size = -65536";

@@ -1018,3 +1018,36 @@ async fn a_first_load_never_replaces_a_store() {
     load.discard().await;
     assert!(!elsewhere.exists() && !scratch.0.join("other.db.loading").exists());
 }
+
+/// After a write that grew the WAL past 64 MiB, the first write after a
+/// complete checkpoint cuts it back (SQLite otherwise keeps it at its
+/// largest for as long as the store is open).
+#[tokio::test]
+async fn the_wal_shrinks_after_a_checkpoint() {
+    let scratch = Scratch::new("wal-limit");
+    let path = scratch.0.join("plinth.db");
+    let store = Store::open_sqlite(&path).await.unwrap();
+    let wal = || {
+        std::fs::metadata(scratch.0.join("plinth.db-wal"))
+            .unwrap()
+            .len()
+    };
+    for statement in [
+        "CREATE TABLE ballast (b BLOB)",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 70)
+         INSERT INTO ballast SELECT randomblob(1048576) FROM n",
+    ] {
+        sqlx::query(statement).execute(&store.pool).await.unwrap();
+    }
+    assert!(wal() > 64 << 20, "the WAL grew: {} bytes", wal());
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM ballast")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    assert!(wal() <= 64 << 20, "the WAL kept {} bytes", wal());
+    store.close().await;
+}

@@ -145,3 +145,26 @@ fn sigterm_stops_the_server_and_closes_its_store() {
         "the WAL is checkpointed and removed on close"
     );
 }
+
+/// A new store's first load (written beside the store, then put in place)
+/// counts in the server's metrics like any refresh.
+#[test]
+fn a_first_load_counts_in_the_metrics() {
+    let scratch = Scratch::new("serve-first-load-metrics");
+    let catalog = scratch.0.join("catalog");
+    common::write_components(&catalog, 3);
+    let server = Server::start(
+        &scratch.0,
+        &scratch.0.join("data"),
+        &["--catalog", "catalog"],
+    );
+    let base = server.base_url();
+    let metrics = base.replace("/api/catalog", "/metrics");
+    let (status, text) = common::http(&metrics, None);
+    assert_eq!(status, 200);
+    let text = text.as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.contains("plinth_catalog_refreshes_total{outcome=\"ok\"} 1\n"),
+        "{text}"
+    );
+}
